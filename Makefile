@@ -1,0 +1,38 @@
+# vadflow - `make help` lists the targets. Every target creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# real data: $VADFLOW_DATA, else ../shared/datasets when it exists (CI and developers)
+export VADFLOW_DATA ?= $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
+SEEDS ?= 1,2,3
+
+.PHONY: help install run test test-all bench table-stgnf clean
+
+help: ## list every target
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the pinned dependencies
+
+run: $(STAMP) ## train the default experiment (STG-NF on synthetic data) and print its AUC
+	$(BIN)/vadflow-train
+
+test: $(STAMP) ## fast tests (real-data tests run too when the data root exists)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: $(STAMP) ## every test, slow real-data training included
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) ## speed and memory of STG-NF on HR-ShanghaiTech (needs the data root)
+	$(BIN)/python -m vadflow.bench
+
+table-stgnf: $(STAMP) ## STG-NF, 3 seeds x HR-ShanghaiTech, HR-Avenue, PoseLift, with and without missing-joint handling
+	$(BIN)/python -m vadflow.table --methods stgnf --seeds $(SEEDS)
+
+clean: ## remove caches and run directories (keeps .venv)
+	rm -rf .cache runs .pytest_cache

@@ -1,0 +1,59 @@
+"""Run checkpoints: plain containers only, so ``torch.load`` with ``weights_only=True`` reads them.
+
+Also reads the official STG-NF checkpoints (``orhir/STG-NF``), whose pickled ``args`` is an
+``argparse.Namespace`` (allow-listed, nothing else is)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import hydra
+import torch
+
+from vadflow.data.types import DataError
+from vadflow.methods.stgnf import STGNF, is_official_checkpoint, load_official_state_dict
+
+FORMAT = "vadflow-1"
+
+
+def save_checkpoint(path, method: torch.nn.Module, method_cfg: dict, dataset_cfg: dict, metrics: dict) -> None:
+    torch.save(
+        {
+            "format": FORMAT,
+            "method": method_cfg,
+            "dataset": dataset_cfg,
+            "state_dict": {k: v.detach().cpu() for k, v in method.state_dict().items()},
+            "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))},
+        },
+        path,
+    )
+
+
+def read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable vadflow or STG-NF checkpoint ({exc})") from exc
+
+
+def load_method(ckpt: dict, path="checkpoint") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the method from a checkpoint; returns (method in eval mode, method config)."""
+    if is_official_checkpoint(ckpt):
+        args = ckpt.get("args")
+        seg_len = int(getattr(args, "seg_len", 24))
+        R = float(getattr(args, "R", 3.0))
+        K = int(getattr(args, "K", 8))
+        model = STGNF(seg_len=seg_len, K=K, R=R)
+        load_official_state_dict(model, ckpt["state_dict"])
+        cfg = {"name": "stgnf", "source": "official orhir/STG-NF checkpoint", "model": {"seg_len": seg_len, "K": K, "R": R}}
+        return model.eval(), cfg
+    if ckpt.get("format") != FORMAT:
+        raise DataError(f"{path}: unknown checkpoint format {ckpt.get('format')!r}")
+    cfg = ckpt["method"]
+    model = hydra.utils.instantiate(cfg["model"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), cfg

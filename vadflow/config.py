@@ -1,0 +1,45 @@
+"""Hydra/OmegaConf glue shared by the entry points."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = str(ROOT / "conf")
+log = logging.getLogger("vadflow")
+
+if not OmegaConf.has_resolver("vadflow_root"):
+    OmegaConf.register_new_resolver("vadflow_root", lambda: str(ROOT))
+
+
+def set_threads(threads: int | None) -> int:
+    """Use the cores this process may run on (2 on the CI machine) unless told otherwise."""
+    n = int(threads) if threads else len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, n))
+    return n
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip() or "unknown"
+        return commit + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def to_plain(cfg) -> dict:
+    """A resolved plain dict (checkpoints must load with torch.load(weights_only=True))."""
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def datamodule_kwargs(dataset_cfg: dict, paths_cfg: dict, batch_size: int = 256) -> dict:
+    kw = dict(dataset_cfg)
+    kw.update(data_root=paths_cfg["data_root"], cache_dir=paths_cfg["cache_dir"], batch_size=batch_size)
+    return kw

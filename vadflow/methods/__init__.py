@@ -1,0 +1,13 @@
+"""One file per method. A method is a plain ``nn.Module`` with
+
+* ``loss(batch) -> dict[str, Tensor]`` whose ``"loss"`` entry is optimised, and
+* ``score(batch) -> Tensor[B]``: the per-window *anomaly* score (higher = more anomalous).
+
+A batch is a dict: ``x`` (B, 2, T, V) normalised coordinates, ``vis`` (B, T, V) joint visibility,
+``index`` (B,) window index in the dataset. Methods know nothing of Lightning, Hydra, files or AUC.
+"""
+from vadflow.methods.stgnf import STGNF
+
+METHODS = {"stgnf": STGNF}
+
+__all__ = ["METHODS", "STGNF"]

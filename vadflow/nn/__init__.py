@@ -1,0 +1,1 @@
+"""Shared layers written once: graph, ST-GCN block, flow steps, priors."""

@@ -1,0 +1,109 @@
+"""Normalizing-flow pieces shared by every flow method (STG-NF, DA-Flow, DSNF, MSG-Flow).
+
+A step is ActNorm -> channel reversal -> affine coupling, as in STG-NF (Glow without the 1x1
+invertible conv). The coupling network is any module ``net(z1, cond) -> (B, 2 * C2, T, V)``, so
+richer methods only swap the network and the log-determinant stays exact.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+class ActNorm(nn.Module):
+    """Per-channel affine ``z = (x + bias) * exp(logs)`` with data-dependent init.
+
+    The first training batch sets bias and scale so the output has zero mean and unit variance per
+    channel. Under DDP the statistics are averaged over all ranks. The "initialised" flag is a
+    buffer, so it survives ``state_dict`` round-trips (the official code keeps it as a Python
+    attribute, and a reloaded model would re-initialise on the next training batch)."""
+
+    def __init__(self, channels: int, scale: float = 1.0):
+        super().__init__()
+        self.scale = scale
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.logs = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.register_buffer("initialized", torch.tensor(0, dtype=torch.uint8))
+
+    @torch.no_grad()
+    def initialize(self, x: torch.Tensor) -> None:
+        x = x.float()
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        sq = (x**2).mean(dim=(0, 2, 3), keepdim=True)
+        if dist.is_available() and dist.is_initialized():
+            stats = torch.cat([mean, sq])
+            dist.all_reduce(stats)
+            stats /= dist.get_world_size()
+            mean, sq = stats[:1], stats[1:]
+        std = (sq - mean**2).clamp_min(0).sqrt()
+        self.bias.data.copy_(-mean)
+        self.logs.data.copy_(torch.log(self.scale / (std + 1e-6)))
+        self.initialized.fill_(1)
+
+    def forward(self, x: torch.Tensor, logdet: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training and not bool(self.initialized):
+            self.initialize(x)
+        z = (x + self.bias) * torch.exp(self.logs)
+        return z, logdet + self.logs.sum() * x.shape[2] * x.shape[3]
+
+
+class AffineCoupling(nn.Module):
+    """STG-NF coupling: ``h = net(z1)``, shift = h[:, 0::2], scale = sigmoid(h[:, 1::2] + 2) + 1e-6,
+    ``z2 = (z2 + shift) * scale``. The +2 starts the scale near 1; the 1e-6 keeps log finite."""
+
+    def __init__(self, net: nn.Module, channels: int):
+        super().__init__()
+        self.net = net
+        self.split = channels // 2
+
+    def forward(self, z: torch.Tensor, logdet: torch.Tensor, cond: torch.Tensor | None = None):
+        z1, z2 = z[:, : self.split], z[:, self.split :]
+        h = self.net(z1, cond)
+        shift, raw = h[:, 0::2], h[:, 1::2]
+        scale = torch.sigmoid(raw + 2.0) + 1e-6
+        z2 = (z2 + shift) * scale
+        return torch.cat([z1, z2], 1), logdet + torch.log(scale).flatten(1).sum(1)
+
+
+class FlowStep(nn.Module):
+    def __init__(self, channels: int, coupling_net: nn.Module):
+        super().__init__()
+        self.actnorm = ActNorm(channels)
+        self.coupling = AffineCoupling(coupling_net, channels)
+
+    def forward(self, z, logdet, cond=None):
+        z, logdet = self.actnorm(z, logdet)
+        z = z.flip(1)  # channel reversal: the permutation STG-NF uses
+        return self.coupling(z, logdet, cond)
+
+
+class Flow(nn.Module):
+    """A stack of flow steps mapping x -> z with the exact log-determinant."""
+
+    def __init__(self, steps: list[FlowStep]):
+        super().__init__()
+        self.steps = nn.ModuleList(steps)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None):
+        logdet = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+        z = x
+        for step in self.steps:
+            z, logdet = step(z, logdet, cond)
+        return z, logdet
+
+
+def gaussian_log_prob(z: torch.Tensor, mean: float | torch.Tensor = 0.0, logs: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """Sum over all but the batch dim of log N(z; mean, exp(logs)^2). The variance gets +1e-6 as
+    in the official STG-NF code (keeps its outputs reproducible to 1e-5)."""
+    logs = torch.as_tensor(logs, dtype=z.dtype, device=z.device)
+    lp = -0.5 * (2 * logs + (z - mean) ** 2 / (torch.exp(2 * logs) + 1e-6) + math.log(2 * math.pi))
+    return lp.flatten(1).sum(1)
+
+
+def nll_bits_per_dim(z: torch.Tensor, logdet: torch.Tensor, prior_mean: float) -> torch.Tensor:
+    """Per-sample negative log-likelihood in bits per dimension (STG-NF's loss and score)."""
+    n_dims = z[0].numel()
+    return -(gaussian_log_prob(z, prior_mean) + logdet) / (math.log(2.0) * n_dims)

@@ -1,0 +1,35 @@
+"""vadflow-prepare dataset=NAME: turn a raw dataset into its cache (training does it on first use)."""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from vadflow.config import CONF_DIR, set_threads, to_plain
+from vadflow.data.cache import load_prepared
+
+
+def run_prepare(cfg: DictConfig) -> dict:
+    set_threads(cfg.get("threads"))
+    ds, paths = to_plain(cfg.dataset), to_plain(cfg.paths)
+    train, test, info = load_prepared(
+        ds["name"], paths["data_root"], paths["cache_dir"], ds["missing_joints"], ds["conf_threshold"], ds.get("synthetic"), force=bool(cfg.force)
+    )
+    how = "loaded from cache" if info["cached"] else "prepared"
+    print(
+        f"{ds['name']}: {how} in {info['seconds']:.1f} s -> {info['cache']}\n"
+        f"  train: {train.n_tracks} tracks, {len(train.frames)} poses, {len(train.clips)} clips\n"
+        f"  test:  {test.n_tracks} tracks, {len(test.frames)} poses, {len(test.masks)} labelled clips"
+    )
+    return info
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="prepare")
+def main(cfg: DictConfig) -> None:
+    from vadflow.cli import friendly_errors
+
+    with friendly_errors():
+        run_prepare(cfg)
+
+
+if __name__ == "__main__":
+    main()
