@@ -1,0 +1,60 @@
+"""Every config composes, and instantiates what it names."""
+from pathlib import Path
+
+import hydra
+import pytest
+
+from vadflow.config import CONF_DIR
+
+from .conftest import compose
+
+CONF = Path(CONF_DIR)
+DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml"))
+METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
+LOSSES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
+TRAINERS = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
+LOGGERS = sorted(p.stem for p in (CONF / "logger").glob("*.yaml"))
+EXPERIMENTS = sorted(str(p.relative_to(CONF / "experiment").with_suffix("")) for p in (CONF / "experiment").rglob("*.yaml"))
+
+
+def test_groups_are_not_empty():
+    assert {"synthetic", "hr_shanghaitech", "hr_avenue", "poselift", "shanghaitech_sample"} <= set(DATASETS)
+    assert "stgnf" in METHODS and "nll" in LOSSES and EXPERIMENTS
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_train_config_composes(dataset, method, loss, tmp_path):
+    cfg = compose("train", [f"dataset={dataset}", f"method={method}", f"loss={loss}", f"paths.output_dir={tmp_path}"])
+    assert cfg.dataset.name == dataset and cfg.method.name == method
+    model = hydra.utils.instantiate(cfg.method.model, objective=hydra.utils.instantiate(cfg.loss))
+    assert sum(p.numel() for p in model.parameters()) > 0
+    assert len(cfg.dataset.frame_size) == 2 and cfg.dataset.protocols
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiments_compose(experiment, tmp_path):
+    cfg = compose("train", [f"experiment={experiment}", f"paths.output_dir={tmp_path}"])
+    assert cfg.dataset.name in experiment or cfg.dataset.name.replace("hr_", "") in experiment
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+@pytest.mark.parametrize("logger", LOGGERS)
+def test_trainer_and_logger_configs_compose(trainer, logger, tmp_path):
+    cfg = compose("train", [f"trainer={trainer}", f"logger={logger}", f"paths.output_dir={tmp_path}"])
+    assert cfg.trainer._target_ == "lightning.Trainer"
+    for c in (cfg.logger or {}).values():
+        hydra.utils.instantiate(c)
+
+
+@pytest.mark.parametrize("name", ["eval", "prepare"])
+def test_other_entry_points_compose(name, tmp_path):
+    cfg = compose(name, ["dataset=hr_avenue", f"paths.output_dir={tmp_path}"] + (["ckpt_path=x"] if name == "eval" else []))
+    assert cfg.dataset.name == "hr_avenue"
+
+
+def test_official_quirks_are_off_by_default_and_on_for_the_fixture():
+    assert not compose("train", []).dataset.official_quirks
+    assert compose("train", ["dataset=shanghaitech_sample"]).dataset.official_quirks
+    assert compose("train", ["experiment=stgnf/official_hr_shanghaitech"]).dataset.missing_joints == "zeros"

@@ -1,0 +1,141 @@
+"""Readers and bad input: every broken file gets a clear error naming it, or a counted skip."""
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from vadflow.data.cache import load_prepared
+from vadflow.data.prepare_arrays import prepare_split
+from vadflow.data.readers import SkipLog, iter_files, parse_alphapose_json, parse_mask, parse_mpedrnn_csvs
+from vadflow.data.sources import load_raw, source_files
+from vadflow.data.types import DataError, RawSplit, Track
+
+
+def csv_bytes(rows):
+    return "\n".join(",".join(str(v) for v in r) for r in rows).encode()
+
+
+def pose_row(frame, value=10.0):
+    return [frame] + [value + j for j in range(34)]
+
+
+def alphapose(persons):
+    return json.dumps({str(p): {str(f): {"keypoints": [50.0, 60.0, 0.9] * 17, "scores": None} for f in frames} for p, frames in persons.items()}).encode()
+
+
+def test_csv_parse_roundtrip_and_missing_joints():
+    rows = [pose_row(3), pose_row(4)]
+    rows[1][1:3] = [0, 0]  # joint 0 not detected
+    [(name, frames, kp)] = parse_mpedrnn_csvs([("a/0001.csv", csv_bytes(rows))], SkipLog())
+    assert name == "a/0001.csv" and list(frames) == [3, 4]
+    assert kp.shape == (2, 17, 3)
+    assert kp[0, 0, 2] == 1.0 and kp[1, 0, 2] == 0.0  # (0, 0) -> confidence 0
+    assert kp[0, 1, 0] == 12.0
+
+
+def test_csv_wrong_column_count_names_the_file():
+    with pytest.raises(DataError, match="bad/0002.csv.*35 comma-separated"):
+        parse_mpedrnn_csvs([("ok.csv", csv_bytes([pose_row(0)])), ("bad/0002.csv", b"1,2,3\n")], SkipLog())
+
+
+def test_csv_non_number_names_the_file():
+    row = ",".join(["1"] + ["x"] + ["2"] * 33).encode()
+    with pytest.raises(DataError, match="bad.csv.*not a number"):
+        parse_mpedrnn_csvs([("good.csv", csv_bytes([pose_row(0)])), ("bad.csv", row)], SkipLog())
+
+
+def test_csv_bad_frame_column():
+    with pytest.raises(DataError, match="neg.csv.*non-negative integers"):
+        parse_mpedrnn_csvs([("neg.csv", csv_bytes([pose_row(-1)]))], SkipLog())
+
+
+def test_empty_files_nan_joints_and_duplicate_frames_are_counted_skips():
+    skips = SkipLog()
+    rows = [pose_row(0), pose_row(0, 99.0), pose_row(1)]
+    rows[2][5] = float("nan")
+    out = parse_mpedrnn_csvs([("empty.csv", b""), ("t.csv", csv_bytes(rows))], skips)
+    assert len(out) == 1
+    frames, kp = out[0][1], out[0][2]
+    assert list(frames) == [0, 1] and kp[0, 0, 0] == 10.0  # first duplicate kept
+    assert kp[1, 2, 2] == 0.0 and np.isfinite(kp).all()
+    assert skips == {"empty track file skipped": 1, "duplicate frames dropped (first kept)": 1, "non-finite joints treated as missing": 1}
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"{not json", "malformed JSON"),
+        (b"[1, 2]", "expected an object"),
+        (json.dumps({"x": {}}).encode(), "person key 'x' is not an integer"),
+        (json.dumps({"1": {"0": {"keypoints": [1, 2, 3]}}}).encode(), "list of 51 numbers"),
+        (json.dumps({"1": {"0": {"scores": 1}}}).encode(), "bad entry"),
+        (json.dumps({"1": {"a": {"keypoints": [0] * 51}}}).encode(), "bad entry"),
+        (json.dumps({"1": {"0": {"keypoints": ["a"] * 51}}}).encode(), "not all numbers"),
+    ],
+)
+def test_malformed_alphapose_json(payload, message):
+    with pytest.raises(DataError, match=message) as err:
+        parse_alphapose_json("clip.json", payload, "c", SkipLog())
+    assert "clip.json" in str(err.value)
+
+
+def test_alphapose_padded_and_unpadded_keys_sorted():
+    data = json.dumps({"2": {"010": {"keypoints": [1.0] * 51}, "9": {"keypoints": [2.0] * 51}}}).encode()
+    [t] = parse_alphapose_json("c.json", data, "c", SkipLog())
+    assert list(t.frames) == [9, 10] and t.person == 2
+
+
+def test_masks_are_validated():
+    buf = io.BytesIO()
+    np.save(buf, np.array([0, 1, 2]))
+    with pytest.raises(DataError, match="m.npy.*only 0"):
+        parse_mask("m.npy", buf.getvalue())
+    with pytest.raises(DataError, match="m.npy.*not a readable"):
+        parse_mask("m.npy", b"garbage")
+
+
+def test_mask_shorter_than_track_is_a_label_frame_mismatch():
+    track = Track("c", 1, np.arange(10), np.full((10, 17, 3), 5.0, np.float32))
+    with pytest.raises(DataError, match="clip c person 1.*frame 9.*only 5 frames"):
+        prepare_split(RawSplit([track], {"c": np.zeros(5, np.uint8)}))
+
+
+def test_tar_archive_reads_like_a_folder(tmp_path):
+    folder = tmp_path / "tree"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "1.csv").write_bytes(b"x")
+    (folder / "a" / "2.txt").write_bytes(b"y")
+    archive = tmp_path / "tree.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        tar.add(folder / "a", arcname="a")
+    keep = lambda p: p.endswith(".csv")  # noqa: E731
+    assert list(iter_files(folder, keep)) == list(iter_files(archive, keep)) == [("a/1.csv", b"x")]
+    with pytest.raises(DataError, match="cannot read archive"):
+        (tmp_path / "broken.tar.xz").write_bytes(b"not an archive")
+        list(iter_files(tmp_path / "broken.tar.xz", keep))
+
+
+def test_wrong_paths_and_unknown_dataset(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        list(iter_files(tmp_path / "nope", lambda p: True))
+    with pytest.raises(DataError, match="unknown dataset 'imagenet'"):
+        source_files("imagenet", tmp_path)
+    with pytest.raises(DataError, match="hr_avenue.*VADFLOW_DATA"):
+        load_raw("hr_avenue", tmp_path)
+
+
+def test_poselift_layout_from_a_folder(tmp_path):
+    root = tmp_path / "PoseLift"
+    (root / "pose" / "train").mkdir(parents=True)
+    (root / "pose" / "test").mkdir(parents=True)
+    (root / "gt" / "test_frame_mask").mkdir(parents=True)
+    (root / "pose" / "train" / "01_001_alphapose_tracked_person.json").write_bytes(alphapose({1: range(30)}))
+    (root / "pose" / "test" / "01_0002_alphapose_tracked_person.json").write_bytes(alphapose({4: range(5, 35)}))
+    np.save(root / "gt" / "test_frame_mask" / "01_0002.npy", np.r_[np.zeros(20), np.ones(20)].astype(np.int64))
+    train, test, info = load_prepared("poselift", tmp_path, tmp_path / "cache")
+    assert train.n_tracks == 1 and test.n_tracks == 1 and test.clips == ["01_0002"]
+    assert list(test.frames[:3]) == [5, 6, 7] and test.masks["01_0002"].dtype == np.uint8
+    again = load_prepared("poselift", tmp_path, tmp_path / "cache")
+    assert again[2]["cached"] and np.array_equal(again[1].kp, test.kp)
