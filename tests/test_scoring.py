@@ -66,7 +66,7 @@ def test_stgnf_protocol_fill_smoothing_and_exclusion():
 
 def test_mpedrnn_protocol_keeps_every_mask_and_drops_ignored_frames():
     masks = {"a": np.array([0, 1, 1, 0], np.uint8), "empty": np.array([0, 0], np.uint8)}
-    proto = make_protocol("mpedrnn", exclude_clips=["empty"], ignore_ranges={"a": [[3, 3]]})
+    proto = make_protocol("mpedrnn", exclude_clips=["empty"], ignore_ranges={"a": [[3, 3]]}, window_to_frame="centre")
     res = evaluate_protocol(proto, masks, np.array(["a", "a", "a"]), np.array([0, 1, 3]), np.array([1.0, 9.0, 20.0]))
     assert res["n_clips"] == 2  # exclude_clips is a stgnf-protocol list; mpedrnn keeps every mask
     assert res["n_frames"] == 5  # frame 3 of a ignored
@@ -103,3 +103,23 @@ def test_custom_smoothing_and_unknown_protocol():
     assert make_protocol("stgnf", sigmas=[]).smoothing == "none"
     with pytest.raises(ValueError, match="unknown protocol"):
         make_protocol("frame-max")
+
+
+def test_cover_assignment_means_per_person_then_max():
+    from vadflow.scoring import cover_frame_scores
+
+    # T = 4: a window with centre c covers frames c-2 .. c+1
+    # person 1: centre 2 (score 1) covers 0-3, centre 3 (score 3) covers 1-4; person 2: centre 2 (2.5)
+    out = cover_frame_scores([6], np.zeros(3, np.int64), np.array([1, 1, 2]), np.array([2, 3, 2]), np.array([1.0, 3.0, 2.5]), 4)
+    # person 1 per frame: [1, 2, 2, 2, 3, -]; person 2: [2.5, 2.5, 2.5, 2.5, -, -]
+    np.testing.assert_array_equal(out, [2.5, 2.5, 2.5, 2.5, 3.0, -np.inf])
+
+
+def test_mpedrnn_protocol_uses_cover_and_needs_persons():
+    proto = make_protocol("mpedrnn")
+    assert proto.window_to_frame == "cover" and make_protocol("stgnf").window_to_frame == "centre"
+    masks = {"a": np.array([0, 0, 1, 1, 1, 0], np.uint8)}
+    with pytest.raises(ValueError, match="person"):
+        evaluate_protocol(proto, masks, np.array(["a"]), np.array([2]), np.array([1.0]))
+    res = evaluate_protocol(proto, masks, np.array(["a", "a"]), np.array([2, 3]), np.array([1.0, 3.0]), win_person=np.array([1, 1]), seg_len=4)
+    assert res["n_unscored_frames"] == 1 and res["window_to_frame"] == "cover"

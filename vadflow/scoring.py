@@ -14,9 +14,13 @@ Protocols (``PROTOCOLS``):
   is smoothed by a cascade of Gaussian filters, sigma = 1..6 (scipy ``gaussian_filter1d``, mode
   reflect); micro AUC over all frames joined. HR clip list (the dataset's ``exclude_clips``, e.g.
   HR-ShanghaiTech without 12_0152).
-* ``mpedrnn`` - MPED-RNN's HR evaluation: same per-frame max over people and most-normal fill, no
-  smoothing, every released mask (12_0152 included), and frames in the dataset's
-  ``ignore_ranges`` (the HR-Avenue keep-mask) left out of the AUC.
+* ``mpedrnn`` - MPED-RNN's HR evaluation: a person's score on a frame is assembled from *every*
+  window of that person covering the frame (their mean; MPED-RNN averages overlapping segments),
+  then the max over people; no-person frames most normal; no smoothing; every released mask
+  (12_0152 included); frames in the dataset's ``ignore_ranges`` (HR-Avenue keep-mask) left out.
+
+``window_to_frame`` is an option of every protocol: ``centre`` (STG-NF: the window's score lands on
+its centre frame only) or ``cover`` (mean over the person's windows covering the frame).
 
 Smoothing is an option of every protocol (``sigmas``); each result names protocol and smoothing.
 The AUC is computed once, in float64, from de-duplicated window scores, so it does not depend on the
@@ -43,26 +47,30 @@ class Protocol:
     sigmas: tuple[float, ...] = ()
     exclude_clips: tuple[str, ...] = ()
     ignore_ranges: dict = field(default_factory=dict)  # clip -> [(first, last), ...] inclusive
+    window_to_frame: str = "centre"  # centre | cover
 
     @property
     def smoothing(self) -> str:
         return "gaussian cascade sigma=" + ",".join(f"{s:g}" for s in self.sigmas) if self.sigmas else "none"
 
     def describe(self) -> str:
-        return f"{self.name} protocol, smoothing {self.smoothing}"
+        return f"{self.name} protocol, window->frame {self.window_to_frame}, smoothing {self.smoothing}"
 
 
-def make_protocol(name: str, exclude_clips=(), ignore_ranges=None, sigmas=None) -> Protocol:
-    """Build a named protocol from a dataset's clip lists. ``sigmas`` overrides the smoothing."""
+def make_protocol(name: str, exclude_clips=(), ignore_ranges=None, sigmas=None, window_to_frame=None) -> Protocol:
+    """Build a named protocol from a dataset's clip lists; ``sigmas`` / ``window_to_frame`` override."""
     if name == "stgnf":
-        default_sigmas, exclude, ignore = STGNF_SIGMAS, tuple(exclude_clips), {}
+        default_sigmas, exclude, ignore, assign = STGNF_SIGMAS, tuple(exclude_clips), {}, "centre"
     elif name == "mpedrnn":
-        default_sigmas, exclude = (), ()
+        default_sigmas, exclude, assign = (), (), "cover"
         ignore = {str(k): [tuple(int(v) for v in r) for r in rs] for k, rs in (ignore_ranges or {}).items()}
     else:
         raise ValueError(f"unknown protocol {name!r}: known are {sorted(PROTOCOLS)}")
     chosen = default_sigmas if sigmas is None else tuple(float(s) for s in sigmas)
-    return Protocol(name, tuple(chosen), exclude, ignore)
+    assign = window_to_frame or assign
+    if assign not in ("centre", "cover"):
+        raise ValueError(f"window_to_frame must be 'centre' or 'cover', got {assign!r}")
+    return Protocol(name, tuple(chosen), exclude, ignore, assign)
 
 
 PROTOCOLS = {"stgnf": "STG-NF scoring (HR clip list, smoothed)", "mpedrnn": "MPED-RNN HR evaluation (all masks, keep-mask, raw)"}
@@ -122,6 +130,30 @@ def frame_scores(
     return out
 
 
+def cover_frame_scores(
+    lengths: list[int], win_clip: np.ndarray, win_person: np.ndarray, win_frame: np.ndarray, win_score: np.ndarray, seg_len: int
+) -> np.ndarray:
+    """Like :func:`frame_scores`, but each window scores every frame it covers
+    (``centre - T//2 .. centre - T//2 + T - 1``); a person's frame score is the mean over its
+    covering windows, and the frame's score the max over persons."""
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    out = np.full(offsets[-1], -np.inf)
+    if not len(win_score):
+        return out
+    lengths_arr = np.asarray(lengths)
+    _, track = np.unique(np.stack([win_clip, np.asarray(win_person, np.int64)]), axis=1, return_inverse=True)
+    track = track.reshape(-1)
+    frames = (win_frame - seg_len // 2)[:, None] + np.arange(seg_len)[None]  # (N, T)
+    clip = np.broadcast_to(win_clip[:, None], frames.shape)
+    inside = (frames >= 0) & (frames < lengths_arr[clip])
+    pos = (offsets[clip] + frames)[inside]
+    key = (np.broadcast_to(track[:, None], frames.shape)[inside]).astype(np.int64) * (offsets[-1] + 1) + pos
+    uniq, inv = np.unique(key, return_inverse=True)
+    mean = np.bincount(inv, weights=np.broadcast_to(win_score[:, None], frames.shape)[inside]) / np.bincount(inv)
+    np.maximum.at(out, uniq % (offsets[-1] + 1), mean)
+    return out
+
+
 def smooth(scores: np.ndarray, sigmas) -> np.ndarray:
     for sigma in sigmas:
         scores = gaussian_filter1d(scores, sigma, mode="reflect")
@@ -136,11 +168,14 @@ def evaluate_protocol(
     win_frame: np.ndarray,
     win_score: np.ndarray,
     dataset: str = "",
+    win_person: np.ndarray | None = None,
+    seg_len: int = 24,
 ) -> dict:
     """Frame-level AUCs of de-duplicated window scores under one protocol.
 
     ``win_clip_names`` (N,) clip id of each window, ``win_frame`` (N,) the frame its score is
-    written to, ``win_score`` (N,) anomaly score. ``masks``: every labelled clip, 1 = abnormal."""
+    written to, ``win_score`` (N,) anomaly score, ``win_person`` (N,) its person (needed by
+    ``window_to_frame=cover``). ``masks``: every labelled clip, 1 = abnormal."""
     win_score = np.asarray(win_score, dtype=np.float64)
     if not np.isfinite(win_score).all():
         raise ValueError(f"{dataset}: {int((~np.isfinite(win_score)).sum())} window scores are NaN or inf")
@@ -152,7 +187,12 @@ def evaluate_protocol(
     in_eval = np.array([c in clip_pos for c in win_clip_names], dtype=bool) if len(win_clip_names) else np.zeros(0, bool)
     win_clip = np.array([clip_pos[c] for c in win_clip_names[in_eval]], dtype=np.int64)
     lengths = [len(masks[c]) for c in clips]
-    raw = frame_scores(clips, lengths, win_clip, np.asarray(win_frame)[in_eval], win_score[in_eval])
+    win_frame = np.asarray(win_frame)[in_eval]
+    raw = frame_scores(clips, lengths, win_clip, win_frame, win_score[in_eval])  # also validates frames
+    if protocol.window_to_frame == "cover":
+        if win_person is None:
+            raise ValueError("window_to_frame=cover needs each window's person")
+        raw = cover_frame_scores(lengths, win_clip, np.asarray(win_person)[in_eval], win_frame, win_score[in_eval], seg_len)
     finite = np.isfinite(raw)
     if not finite.any():
         raise ValueError(f"{dataset}: no window was scored in any evaluated clip")
@@ -179,6 +219,7 @@ def evaluate_protocol(
     return {
         "protocol": protocol.name,
         "smoothing": protocol.smoothing,
+        "window_to_frame": protocol.window_to_frame,
         "auc": roc_auc(labels[keep], smoothed[keep]),
         "auc_raw": roc_auc(labels[keep], filled[keep]),
         "auc_macro": float(np.mean(per_clip)) if per_clip else float("nan"),
@@ -194,7 +235,7 @@ def evaluate_protocol(
 def format_result(res: dict, dataset: str) -> str:
     """One line that names dataset, protocol and smoothing next to every number."""
     return (
-        f"{dataset} | {res['protocol']} protocol (smoothing: {res['smoothing']}) | "
+        f"{dataset} | {res['protocol']} protocol (window->frame: {res['window_to_frame']}, smoothing: {res['smoothing']}) | "
         f"micro AUC {100 * res['auc']:.2f} | unsmoothed {100 * res['auc_raw']:.2f} | macro {100 * res['auc_macro']:.2f} | "
         f"{res['n_clips']} clips, {res['n_frames']} frames"
     )
