@@ -1,0 +1,67 @@
+"""The prepare step's cache: a pure function of (source files, settings), keyed by both.
+
+One uncompressed ``.npz`` per (dataset, settings): contiguous arrays for train and test plus the
+masks. Loading it takes well under 2 s even for HR-ShanghaiTech. The key hashes every source
+file's path, size and mtime and every setting that changes the content, so editing a file or a
+setting prepares again, and nothing else does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vadflow.data.prepare_arrays import PreparedSplit, prepare_split
+from vadflow.data.sources import load_raw, source_files
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
+
+
+def cache_key(name: str, data_root, settings: dict) -> str:
+    fingerprint = {"version": CACHE_VERSION, "dataset": name, "settings": settings}
+    if name != "synthetic":
+        files = []
+        for src in source_files(name, data_root):
+            paths = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+            files += [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+        fingerprint["files"] = files
+    digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{name}-{digest}"
+
+
+def load_prepared(
+    name: str,
+    data_root,
+    cache_dir,
+    missing_joints: str = "impute",
+    conf_threshold: float = 0.0,
+    synthetic: dict | None = None,
+    force: bool = False,
+) -> tuple[PreparedSplit, PreparedSplit, dict]:
+    """Return ``(train, test, info)``, preparing and caching on first use."""
+    settings = {"missing_joints": missing_joints, "conf_threshold": float(conf_threshold)}
+    if name == "synthetic":
+        settings["synthetic"] = dict(synthetic or {})
+    key = cache_key(name, data_root, settings)
+    path = Path(cache_dir) / f"{key}.npz"
+    t0 = time.perf_counter()
+    if path.exists() and not force:
+        with np.load(path, allow_pickle=False) as z:
+            train, test = PreparedSplit.from_arrays(z, "train_"), PreparedSplit.from_arrays(z, "test_")
+        return train, test, {"cache": str(path), "cached": True, "seconds": time.perf_counter() - t0}
+    raw_train, raw_test = load_raw(name, data_root, synthetic)
+    train = prepare_split(raw_train, missing_joints, conf_threshold, where=f"{name} train: ")
+    test = prepare_split(raw_test, missing_joints, conf_threshold, where=f"{name} test: ")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez(tmp, **train.arrays("train_"), **test.arrays("test_"))
+    os.replace(tmp, path)  # atomic: parallel jobs never read half a file
+    seconds = time.perf_counter() - t0
+    log.info("prepared %s in %.1f s -> %s", name, seconds, path)
+    return train, test, {"cache": str(path), "cached": False, "seconds": seconds}

@@ -1,0 +1,150 @@
+"""The one LightningDataModule: prepared arrays -> window batches, and the test-set evaluator.
+
+Batches are built whole (``__getitems__``): one gather + one vectorised normalisation per batch,
+no per-window Python. Each batch carries every window's dataset index, so evaluation gathers
+scores by index and duplicates from distributed samplers vanish.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vadflow import scoring
+from vadflow.data.cache import load_prepared
+from vadflow.data.prepare_arrays import PreparedSplit
+from vadflow.data.types import DataError
+from vadflow.data.windows import WindowBuilder, window_starts
+
+log = logging.getLogger(__name__)
+
+
+def identity_collate(batch):
+    return batch
+
+
+class WindowDataset(Dataset):
+    """Windows of one split; with ``flip`` the dataset doubles (index >= N: mirrored copy)."""
+
+    def __init__(self, split: PreparedSplit, starts: np.ndarray, builder: WindowBuilder, flip: bool = False):
+        self.starts = torch.from_numpy(starts)
+        self.builder = builder
+        self.flip = flip
+        self.n = len(starts)
+
+    def __len__(self) -> int:
+        return self.n * (2 if self.flip else 1)
+
+    def __getitems__(self, indices) -> dict:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        base = index % self.n
+        flip = index >= self.n if self.flip else None
+        x, vis = self.builder(self.starts[base], flip)
+        return {"x": x, "vis": vis, "index": index}
+
+    def __getitem__(self, i):  # single items (rarely used): same path
+        batch = self.__getitems__([i])
+        return {k: v[0] for k, v in batch.items()}
+
+
+class PoseDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        name: str,
+        data_root: str,
+        cache_dir: str,
+        frame_size=(856, 480),
+        seg_len: int = 24,
+        train_stride: int = 6,
+        test_stride: int = 1,
+        max_missing_frames: int = 2,
+        missing_joints: str = "impute",
+        conf_threshold: float = 0.0,
+        official_quirks: bool = False,
+        flip: bool = True,
+        batch_size: int = 256,
+        eval_batch_size: int = 4096,
+        protocols=("stgnf", "mpedrnn"),
+        exclude_clips=(),
+        ignore_ranges=None,
+        smoothing_sigmas=None,
+        window_to_frame=None,
+        synthetic: dict | None = None,
+        **_unused,
+    ):
+        super().__init__()
+        self.name = name
+        self.data_root, self.cache_dir = data_root, cache_dir
+        self.seg_len, self.train_stride, self.test_stride = seg_len, train_stride, test_stride
+        self.max_missing, self.missing_joints, self.conf_threshold = max_missing_frames, missing_joints, conf_threshold
+        self.official_quirks, self.flip = official_quirks, flip
+        # the official code divides every dataset by 856x480; the corrected default uses the real size
+        self.frame_size = (856, 480) if official_quirks else tuple(frame_size)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.protocols = [
+            scoring.make_protocol(p, exclude_clips=exclude_clips, ignore_ranges=ignore_ranges, sigmas=smoothing_sigmas, window_to_frame=window_to_frame)
+            for p in protocols
+        ]
+        self.synthetic = dict(synthetic or {})
+        self.train_set = self.test_set = None
+        self.prepare_info: dict = {}
+
+    # -- data --------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self._load()  # builds the cache once (rank 0 first under DDP)
+
+    def _load(self):
+        if self.name != "synthetic" and not Path(self.data_root).exists():
+            raise DataError(f"data root {self.data_root} does not exist (set paths.data_root=... or VADFLOW_DATA)")
+        return load_prepared(self.name, self.data_root, self.cache_dir, self.missing_joints, self.conf_threshold, self.synthetic)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.test_set is not None:
+            return
+        train, test, self.prepare_info = self._load()
+        self.train, self.test = train, test
+        use_vis = self.missing_joints == "impute"
+        train_starts = window_starts(train.frames, train.track_ptr, self.seg_len, self.train_stride, self.max_missing, self.official_quirks)
+        test_starts = window_starts(test.frames, test.track_ptr, self.seg_len, self.test_stride, self.max_missing, self.official_quirks)
+        if len(test_starts) == 0:
+            raise DataError(f"{self.name}: no test track is long enough for a window of {self.seg_len} frames")
+        self.train_set = WindowDataset(train, train_starts, WindowBuilder(train.kp, train.vis, self.seg_len, self.frame_size, use_vis), self.flip)
+        self.test_set = WindowDataset(test, test_starts, WindowBuilder(test.kp, test.vis, self.seg_len, self.frame_size, use_vis))
+        # what scoring needs of each test window: clip, person, the frame its score is written to
+        row_track = np.repeat(np.arange(test.n_tracks), np.diff(test.track_ptr))[test_starts]
+        self.test_clip = np.asarray(test.clips)[test.track_clip[row_track]]
+        self.test_person = test.track_person[row_track]
+        self.test_frame = test.frames[test_starts] + self.seg_len // 2
+        log.info("%s: %d train windows (x%d flip), %d test windows", self.name, len(train_starts), 2 if self.flip else 1, len(test_starts))
+
+    def train_dataloader(self):
+        if len(self.train_set) == 0:
+            raise DataError(f"{self.name}: no training window (dataset has no training tracks of length >= {self.seg_len})")
+        bs = max(1, self.batch_size // self._world_size())  # configs give the global batch
+        return DataLoader(self.train_set, batch_size=bs, shuffle=True, collate_fn=identity_collate, drop_last=False)
+
+    def test_dataloader(self):
+        return DataLoader(self.test_set, batch_size=self.eval_batch_size, shuffle=False, collate_fn=identity_collate)
+
+    def _world_size(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.world_size if trainer is not None else int(os.environ.get("WORLD_SIZE", 1))
+
+    # -- evaluation ----------------------------------------------------------------------
+    def evaluate(self, index: np.ndarray, score: np.ndarray) -> list[dict]:
+        """Gathered (possibly duplicated) window scores -> one result per protocol."""
+        index, score = scoring.dedup_window_scores(index, score)
+        if len(index) != self.test_set.n:
+            raise ValueError(f"{self.name}: scores for {len(index)} of {self.test_set.n} test windows")
+        return [
+            scoring.evaluate_protocol(
+                p, self.test.masks, self.test_clip[index], self.test_frame[index], score, self.name,
+                win_person=self.test_person[index], seg_len=self.seg_len,
+            )
+            for p in self.protocols
+        ]

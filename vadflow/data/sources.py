@@ -1,0 +1,136 @@
+"""Where each named dataset's files are, and how their paths map to clip ids.
+
+``load_raw(name, data_root, ...)`` returns ``(train RawSplit, test RawSplit)``. A dataset can sit
+in ``data_root`` either as its released archive or unpacked; both are read the same way.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from vadflow.data.readers import SkipLog, iter_files, parse_alphapose_json, parse_mask, parse_mpedrnn_csvs
+from vadflow.data.types import DataError, RawSplit, Track
+
+log = logging.getLogger(__name__)
+
+# HR-ShanghaiTech / HR-Avenue as released with MPED-RNN: (archive, folder inside it)
+MPEDRNN_ARCHIVE = "mpedrnn-hr.tar.xz"
+_HR_LAYOUT = {
+    # split -> regex on the path inside the dataset folder; groups build the clip id
+    "hr_shanghaitech": {
+        "folder": "HR-ShanghaiTech",
+        "train": re.compile(r"training/trajectories/\d+/(\d+)_(\d+)/(\d+)\.csv$"),
+        "test": re.compile(r"testing/trajectories/(\d+)/(\d+)/(\d+)\.csv$"),
+        "mask": re.compile(r"testing/frame_level_masks/\d+/(\d+)_(\d+)\.npy$"),
+    },
+    "hr_avenue": {
+        "folder": "HR-Avenue",
+        "train": re.compile(r"training/trajectories/\d+/(\d+)_(\d+)/(\d+)\.csv$"),
+        "test": re.compile(r"testing/trajectories/(\d+)/(\d+)/(\d+)\.csv$"),
+        "mask": re.compile(r"testing/frame_level_masks/\d+/(\d+)_(\d+)\.npy$"),
+    },
+}
+
+
+def _locate(data_root: Path, candidates: list[str], what: str) -> Path:
+    for cand in candidates:
+        path = data_root / cand
+        if path.exists():
+            return path
+    raise DataError(
+        f"{what}: none of {candidates} found under data root {data_root} "
+        "(set paths.data_root=... or the VADFLOW_DATA environment variable)"
+    )
+
+
+def source_files(name: str, data_root: str | Path) -> list[Path]:
+    """The files or folders a dataset is read from; their fingerprints key the cache."""
+    root = Path(data_root)
+    if name in _HR_LAYOUT:
+        return [_locate(root, [_HR_LAYOUT[name]["folder"], MPEDRNN_ARCHIVE], name)]
+    if name == "poselift":
+        return [_locate(root, ["PoseLift", "poselift.tar.xz"], name)]
+    if name == "shanghaitech_sample":
+        return [
+            _locate(root, ["samples/01_0014_alphapose_tracked_person.json"], name),
+            _locate(root, ["shanghaitech-gt/test_frame_mask/01_0014.npy"], name),
+        ]
+    raise DataError(f"unknown dataset {name!r}: known are synthetic, hr_shanghaitech, hr_avenue, poselift, shanghaitech_sample")
+
+
+def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None) -> tuple[RawSplit, RawSplit]:
+    if name == "synthetic":
+        from vadflow.data.synthetic import generate_synthetic
+
+        return generate_synthetic(**(synthetic or {}))
+    sources = source_files(name, data_root)
+    skips = SkipLog()
+    if name in _HR_LAYOUT:
+        train, test = _load_mpedrnn(name, sources[0], skips)
+    elif name == "poselift":
+        train, test = _load_alphapose_tree(sources[0], "PoseLift", skips)
+    else:  # shanghaitech_sample: one test clip, no training data
+        json_path, mask_path = sources
+        tracks = parse_alphapose_json(str(json_path), json_path.read_bytes(), "01_0014", skips)
+        train, test = RawSplit([]), RawSplit(tracks, {"01_0014": parse_mask(str(mask_path), mask_path.read_bytes())})
+    skips.report(name)
+    return train, test
+
+
+def _load_mpedrnn(name: str, source: Path, skips: SkipLog) -> tuple[RawSplit, RawSplit]:
+    layout = _HR_LAYOUT[name]
+    folder = layout["folder"]
+    inner = (lambda p: p) if source.is_dir() else (lambda p: p[len(folder) + 1 :] if p.startswith(folder + "/") else None)
+    csv_files = {"train": [], "test": []}
+    masks: dict[str, np.ndarray] = {}
+    ids: dict[str, tuple[str, int]] = {}
+
+    def keep(path: str) -> bool:
+        rel = inner(path)
+        return rel is not None and (rel.endswith(".csv") or rel.endswith(".npy"))
+
+    for path, data in _progress(iter_files(source, keep), f"reading {name}"):
+        rel = inner(path)
+        if (m := layout["mask"].search(rel)) is not None:
+            masks[f"{m.group(1)}_{m.group(2)}"] = parse_mask(path, data)
+            continue
+        for split in ("train", "test"):
+            if (m := layout[split].search(rel)) is not None:
+                csv_files[split].append((path, data))
+                ids[path] = (f"{m.group(1)}_{m.group(2)}", int(m.group(3)))
+                break
+    if not csv_files["train"] or not csv_files["test"] or not masks:
+        raise DataError(f"{source}: no {folder} training tracks, test tracks or masks found (is this the MPED-RNN HR release?)")
+    splits = {}
+    for split, files in csv_files.items():
+        tracks = [Track(ids[p][0], ids[p][1], f, kp) for p, f, kp in parse_mpedrnn_csvs(files, skips)]
+        splits[split] = tracks
+    return RawSplit(splits["train"]), RawSplit(splits["test"], masks)
+
+
+def _load_alphapose_tree(source: Path, folder: str, skips: SkipLog) -> tuple[RawSplit, RawSplit]:
+    """STG-NF layout: pose/{train,test}/<clip>_alphapose_tracked_person.json, gt/test_frame_mask/<clip>.npy."""
+    pose_re = re.compile(r"pose/(train|test)/(.+?)_alphapose_tracked_person\.json$")
+    mask_re = re.compile(r"gt/test_frame_mask/(.+)\.npy$")
+    tracks = {"train": [], "test": []}
+    masks = {}
+    keep = lambda p: pose_re.search(p) is not None or mask_re.search(p) is not None  # noqa: E731
+    for path, data in _progress(iter_files(source, keep), f"reading {folder}"):
+        if (m := pose_re.search(path)) is not None:
+            tracks[m.group(1)] += parse_alphapose_json(path, data, m.group(2), skips)
+        elif (m := mask_re.search(path)) is not None:
+            masks[m.group(1)] = parse_mask(path, data)
+    if not tracks["train"] or not masks:
+        raise DataError(f"{source}: no training JSON or test masks found in the STG-NF layout (pose/train, gt/test_frame_mask)")
+    return RawSplit(tracks["train"]), RawSplit(tracks["test"], masks)
+
+
+def _progress(iterable, desc: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return iterable
+    return tqdm(iterable, desc=desc, unit=" files", mininterval=1.0, leave=False)

@@ -1,0 +1,80 @@
+"""Windows over pose tracks, exactly as STG-NF builds them, plus per-window normalisation.
+
+Window rule (official ``split_pose_to_segments``): a window holds the poses at ``T`` consecutive
+*positions* of a track (not ``T`` consecutive frame numbers) starting at positions
+``0, stride, 2*stride, ...``; it is kept if at most ``max_missing`` of the frame numbers
+``s .. s+T-1`` (``s`` = first frame) are absent from it. Its score is written at frame ``s + T//2``.
+
+``official_quirks=True`` reproduces the official off-by-one: the last full window of every track is
+never produced (``num = ceil((n - T) / stride)``), so tracks of exactly ``T`` poses give none.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def window_starts(
+    frames: np.ndarray, track_ptr: np.ndarray, seg_len: int, stride: int, max_missing: int = 2, official_quirks: bool = False
+) -> np.ndarray:
+    """Row index of the first pose of every kept window (vectorised, no loop over windows)."""
+    lengths = np.diff(track_ptr)
+    span = lengths - seg_len
+    if official_quirks:
+        counts = np.where(span > 0, -(-span // stride), 0)  # ceil((n - T) / stride), n > T only
+    else:
+        counts = np.where(span >= 0, span // stride + 1, 0)
+    if counts.sum() == 0:
+        return np.zeros(0, np.int64)
+    track_id = np.repeat(np.arange(len(lengths)), counts)
+    first = np.repeat(track_ptr[:-1] + 0, counts)
+    rank = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    starts = first + stride * rank
+    # frames present inside [s, s + T): count positions with frame < s + T within the same track
+    key = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths) * (1 << 32) + frames
+    start_key = track_id * (1 << 32) + frames[starts]
+    present = np.minimum(np.searchsorted(key, start_key + seg_len, side="left") - starts, seg_len)
+    return starts[present >= seg_len - max_missing].astype(np.int64)
+
+
+class WindowBuilder:
+    """Gathers and normalises windows from a split's contiguous arrays, a whole batch at a time.
+
+    Normalisation (STG-NF ``normalize_pose``): divide x by the frame width and y by its height,
+    subtract the window mean of x and of y, divide both by the window's (population) std of y.
+    With ``use_visibility`` the mean and std are taken over detected joints only, so imputed or
+    missing joints never move the statistics. Horizontal flip negates normalised x, which equals
+    the official flip (x -> -x in pixels before normalising).
+    """
+
+    def __init__(self, kp: np.ndarray, vis: np.ndarray, seg_len: int, frame_size, use_visibility: bool = True):
+        self.kp = torch.from_numpy(np.ascontiguousarray(kp, dtype=np.float32))
+        self.vis = torch.from_numpy(np.ascontiguousarray(vis, dtype=bool))
+        self.offsets = torch.arange(seg_len)
+        self.scale = torch.tensor([float(frame_size[0]), float(frame_size[1])])
+        self.use_visibility = use_visibility
+
+    def __call__(self, starts: torch.Tensor, flip: torch.Tensor | None = None, dtype=torch.float32):
+        rows = starts[:, None] + self.offsets  # (B, T)
+        xy = self.kp[rows].to(dtype) / self.scale.to(dtype)  # (B, T, V, 2)
+        vis = self.vis[rows]  # (B, T, V)
+        x = normalize_windows(xy, vis if self.use_visibility else None)
+        if flip is not None:
+            x[:, 0] = torch.where(flip[:, None, None], -x[:, 0], x[:, 0])
+        return x, vis
+
+
+def normalize_windows(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
+    """(B, T, V, 2) scaled coordinates -> (B, 2, T, V) centred by the mean, scaled by std(y)."""
+    if vis is None:
+        mean = xy.mean(dim=(1, 2), keepdim=True)
+        std_y = xy[..., 1].std(dim=(1, 2), unbiased=False)
+    else:
+        w = vis.to(xy.dtype)[..., None]
+        count = w.sum(dim=(1, 2), keepdim=True).clamp_min(1.0)
+        mean = (xy * w).sum(dim=(1, 2), keepdim=True) / count
+        var_y = (((xy[..., 1:] - mean[..., 1:]) ** 2) * w).sum(dim=(1, 2, 3)) / count.view(-1)
+        std_y = var_y.sqrt()
+    # a window whose y never varies (one visible joint, synthetic corner cases) must not divide by 0
+    std_y = torch.where(std_y > eps, std_y, torch.ones_like(std_y))
+    return ((xy - mean) / std_y[:, None, None, None]).permute(0, 3, 1, 2).contiguous()
