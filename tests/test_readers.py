@@ -139,3 +139,20 @@ def test_poselift_layout_from_a_folder(tmp_path):
     assert list(test.frames[:3]) == [5, 6, 7] and test.masks["01_0002"].dtype == np.uint8
     again = load_prepared("poselift", tmp_path, tmp_path / "cache")
     assert again[2]["cached"] and np.array_equal(again[1].kp, test.kp)
+
+
+def test_tracks_shorter_than_a_window_are_a_counted_skip(tmp_path, caplog):
+    import logging
+
+    from vadflow.data.datamodule import PoseDataModule
+
+    dm = PoseDataModule(name="synthetic", data_root=str(tmp_path), cache_dir=str(tmp_path), synthetic={"seed": 1, "n_train_clips": 8, "n_test_clips": 3, "clip_len": 120})
+    with caplog.at_level(logging.WARNING):
+        dm.setup()
+    n_short = 0
+    for split_name, split in (("train", dm.train), ("test", dm.test)):
+        short = int((np.diff(split.track_ptr) < 24).sum())
+        n_short += short
+        if short:
+            assert f"{split_name}: {short} of {split.n_tracks} tracks are shorter than a window" in caplog.text
+    assert n_short > 0  # the generator makes some short tracks

@@ -8,7 +8,8 @@ from vadflow.data.datamodule import PoseDataModule
 
 pytestmark = pytest.mark.data
 CONF = {
-    "hr_shanghaitech": dict(frame_size=(856, 480), protocols=("stgnf", "mpedrnn"), exclude_clips=("12_0152",)),
+    "hr_shanghaitech": dict(frame_size=(856, 480), protocols=("stgnf", "mpedrnn", "stgnf_full"), exclude_clips=("12_0152",),
+                            full_masks="shanghaitech-gt/test_frame_mask"),
     "hr_avenue": dict(frame_size=(640, 360), protocols=("stgnf", "mpedrnn"), ignore_ranges={
         "01_01": [[75, 120], [390, 436], [864, 910], [931, 1000]], "01_02": [[272, 319], [723, 763]],
         "01_03": [[293, 340]], "01_06": [[561, 624], [814, 1006]], "01_16": [[728, 739]]}),
@@ -49,6 +50,7 @@ def test_protocol_evaluation_sets(dm):
     if dm.name == "hr_shanghaitech":
         assert (results["stgnf"]["n_clips"], results["stgnf"]["n_frames"]) == (101, 38697)
         assert (results["mpedrnn"]["n_clips"], results["mpedrnn"]["n_frames"]) == (102, 39058)
+        assert (results["stgnf_full"]["n_clips"], results["stgnf_full"]["n_frames"]) == (107, 40791)
     if dm.name == "hr_avenue":
         assert results["mpedrnn"]["n_frames"] == 15324 - 616  # the keep-mask drops 616 frames
         assert results["stgnf"]["n_frames"] == 15324

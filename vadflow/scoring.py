@@ -19,6 +19,10 @@ Protocols (``PROTOCOLS``):
   then the max over people; no-person frames most normal; no smoothing; every released mask
   (12_0152 included); frames in the dataset's ``ignore_ranges`` (HR-Avenue keep-mask) left out.
 
+* ``stgnf_full`` - the full-ShanghaiTech approximation: STG-NF scoring over all 107 official test
+  masks (``dataset.full_masks``). Poses exist for 101 of them; clips without poses are scored as
+  frames with no person (most normal), with a printed warning. An approximation, named as such.
+
 ``window_to_frame`` is an option of every protocol: ``centre`` (STG-NF: the window's score lands on
 its centre frame only) or ``cover`` (mean over the person's windows covering the frame).
 
@@ -61,6 +65,8 @@ def make_protocol(name: str, exclude_clips=(), ignore_ranges=None, sigmas=None, 
     """Build a named protocol from a dataset's clip lists; ``sigmas`` / ``window_to_frame`` override."""
     if name == "stgnf":
         default_sigmas, exclude, ignore, assign = STGNF_SIGMAS, tuple(exclude_clips), {}, "centre"
+    elif name == "stgnf_full":
+        default_sigmas, exclude, ignore, assign = STGNF_SIGMAS, (), {}, "centre"
     elif name == "mpedrnn":
         default_sigmas, exclude, assign = (), (), "cover"
         ignore = {str(k): [tuple(int(v) for v in r) for r in rs] for k, rs in (ignore_ranges or {}).items()}
@@ -73,7 +79,11 @@ def make_protocol(name: str, exclude_clips=(), ignore_ranges=None, sigmas=None, 
     return Protocol(name, tuple(chosen), exclude, ignore, assign)
 
 
-PROTOCOLS = {"stgnf": "STG-NF scoring (HR clip list, smoothed)", "mpedrnn": "MPED-RNN HR evaluation (all masks, keep-mask, raw)"}
+PROTOCOLS = {
+    "stgnf": "STG-NF scoring (HR clip list, smoothed)",
+    "mpedrnn": "MPED-RNN HR evaluation (all masks, keep-mask, raw)",
+    "stgnf_full": "STG-NF scoring over the full ShanghaiTech test masks (approximation)",
+}
 
 
 # ----------------------------------------------------------------------------- AUC

@@ -34,10 +34,26 @@ REFERENCE_MPEDRNN = {
 }
 
 
+EVAL_KEYS = ("protocols", "exclude_clips", "ignore_ranges", "full_masks", "smoothing_sigmas", "window_to_frame")
+
+
+def current_eval_settings(dataset: str) -> dict:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from vadflow.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"dataset={dataset}", "paths.output_dir=."])
+    ds = OmegaConf.to_container(cfg.dataset, resolve=True)
+    return {k: ds.get(k) for k in EVAL_KEYS}
+
+
 def rescore(run: Path, data_root: str, cache_dir: str) -> dict | None:
     metrics = json.loads((run / "metrics.json").read_text())
     ckpt = torch.load(run / "model.ckpt", weights_only=True)
     ds = dict(ckpt["dataset"])
+    ds.update(current_eval_settings(ds["name"]))  # today's protocol definitions, for every run
     dm = PoseDataModule(**{**ds, "data_root": data_root, "cache_dir": cache_dir})
     dm.setup()
     scores = np.load(run / "window_scores.npz")
@@ -75,7 +91,8 @@ def main(argv=None) -> None:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     header = ["method", "dataset", "missing joints", "seeds", "MPED-RNN protocol AUC", "STG-NF protocol AUC",
-              "STG-NF protocol, unsmoothed", "params", "train s (mean)", "published (same protocol where stated)"]
+              "STG-NF protocol, unsmoothed", "full-ShanghaiTech approx. (STG-NF scoring)", "params", "train s (mean)",
+              "published (same protocol where stated)"]
     table = []
     for (method, dataset, missing, quirks), recs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute")):
         res = lambda p, k: [r["results"][p][k] for r in recs if p in r["results"]]  # noqa: E731
@@ -85,6 +102,7 @@ def main(argv=None) -> None:
             fmt(res("mpedrnn", "auc")) if res("mpedrnn", "auc") else "-",
             fmt(res("stgnf", "auc")) if res("stgnf", "auc") else "-",
             fmt(res("stgnf", "auc_raw")) if res("stgnf", "auc_raw") else "-",
+            fmt(res("stgnf_full", "auc")) if res("stgnf_full", "auc") else "-",
             str(recs[0]["n_params"]), f"{np.mean([r['train_seconds'] or 0 for r in recs]):.0f}",
             PUBLISHED.get((method, dataset), "n/a") + ("; MPED-RNN protocol, same data: " + REFERENCE_MPEDRNN[dataset] if dataset in REFERENCE_MPEDRNN else ""),
         ])

@@ -74,6 +74,7 @@ class PoseDataModule(L.LightningDataModule):
         ignore_ranges=None,
         smoothing_sigmas=None,
         window_to_frame=None,
+        full_masks: str | None = None,
         synthetic: dict | None = None,
         **_unused,
     ):
@@ -90,6 +91,7 @@ class PoseDataModule(L.LightningDataModule):
             scoring.make_protocol(p, exclude_clips=exclude_clips, ignore_ranges=ignore_ranges, sigmas=smoothing_sigmas, window_to_frame=window_to_frame)
             for p in protocols
         ]
+        self.full_masks_dir = full_masks
         self.synthetic = dict(synthetic or {})
         self.train_set = self.test_set = None
         self.prepare_info: dict = {}
@@ -121,6 +123,11 @@ class PoseDataModule(L.LightningDataModule):
         self.test_person = test.track_person[row_track]
         self.test_frame = test.frames[test_starts] + self.seg_len // 2
         log.info("%s: %d train windows (x%d flip), %d test windows", self.name, len(train_starts), 2 if self.flip else 1, len(test_starts))
+        for split_name, split in (("train", train), ("test", test)):
+            short = int((np.diff(split.track_ptr) < self.seg_len).sum())
+            if short:  # a counted skip, not an error: such tracks simply have no window
+                log.warning("%s %s: %d of %d tracks are shorter than a window (T=%d) and are skipped",
+                            self.name, split_name, short, split.n_tracks, self.seg_len)
 
     def train_dataloader(self):
         if len(self.train_set) == 0:
@@ -136,6 +143,20 @@ class PoseDataModule(L.LightningDataModule):
         return trainer.world_size if trainer is not None else int(os.environ.get("WORLD_SIZE", 1))
 
     # -- evaluation ----------------------------------------------------------------------
+    def masks_for(self, protocol: scoring.Protocol) -> dict[str, np.ndarray]:
+        if protocol.name != "stgnf_full":
+            return self.test.masks
+        if not self.full_masks_dir:
+            raise DataError(f"{self.name}: the stgnf_full protocol needs dataset.full_masks (a folder of .npy masks)")
+        from vadflow.data.readers import iter_files, parse_mask
+
+        folder = Path(self.data_root) / self.full_masks_dir
+        masks = {Path(n).stem: parse_mask(str(folder / n), b) for n, b in iter_files(folder, lambda p: p.endswith(".npy"))}
+        for clip, hr in self.test.masks.items():
+            if clip in masks and len(masks[clip]) != len(hr):
+                raise DataError(f"{folder / clip}.npy: {len(masks[clip])} frames, but the dataset's own mask has {len(hr)}")
+        return masks
+
     def evaluate(self, index: np.ndarray, score: np.ndarray) -> list[dict]:
         """Gathered (possibly duplicated) window scores -> one result per protocol."""
         index, score = scoring.dedup_window_scores(index, score)
@@ -143,7 +164,7 @@ class PoseDataModule(L.LightningDataModule):
             raise ValueError(f"{self.name}: scores for {len(index)} of {self.test_set.n} test windows")
         return [
             scoring.evaluate_protocol(
-                p, self.test.masks, self.test_clip[index], self.test_frame[index], score, self.name,
+                p, self.masks_for(p), self.test_clip[index], self.test_frame[index], score, self.name,
                 win_person=self.test_person[index], seg_len=self.seg_len,
             )
             for p in self.protocols
