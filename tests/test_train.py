@@ -56,7 +56,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "vadflow.train", "dataset=hr_avenue", f"paths.data_root={tmp_path}", f"paths.output_dir={tmp_path / 'o'}", "logger=none"],
+        [sys.executable, "-m", "vadflow.train", "dataset=hr_avenue", f"paths.data_root={tmp_path}", f"hydra.run.dir={tmp_path / 'o'}", "logger=none"],
         capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 2

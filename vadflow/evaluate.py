@@ -6,6 +6,7 @@ Accepts vadflow run checkpoints and the official STG-NF ``.tar`` checkpoints, e.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -19,9 +20,8 @@ from vadflow.checkpoint import load_method, read_checkpoint
 from vadflow.config import CONF_DIR, datamodule_kwargs, set_threads, to_plain
 from vadflow.data.datamodule import PoseDataModule
 from vadflow.data.types import DataError
-from vadflow.module import AnomalyModule, count_trainable
-from vadflow.scoring import format_result
-from vadflow.train import metrics_record, write_run_outputs
+from vadflow.module import AnomalyModule, count_trainable, load_evaluation
+from vadflow.train import metrics_record, report
 
 log = logging.getLogger("vadflow.evaluate")
 
@@ -42,25 +42,28 @@ def run_evaluation(cfg: DictConfig) -> dict:
         log.warning("window length set to the checkpoint's T=%d (dataset config says %s)", seg_len, dataset_cfg["seg_len"])
         dataset_cfg["seg_len"] = seg_len
     dm = PoseDataModule(**datamodule_kwargs(dataset_cfg, to_plain(cfg.paths)))
-    module = AnomalyModule(method)
+    out_dir = Path(cfg.paths.output_dir)
+    module = AnomalyModule(method, results_dir=str(out_dir))
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(cfg.paths.output_dir))
     t0 = time.perf_counter()
     trainer.test(module, datamodule=dm, verbose=False)
     eval_seconds = time.perf_counter() - t0
+    if not trainer.is_global_zero:
+        return {}
     record = metrics_record(
-        method_cfg, dataset_cfg["name"], int(cfg.seed), module.results, dm,
+        method_cfg, dataset_cfg, int(cfg.seed), load_evaluation(out_dir),
         n_params=count_trainable(method), eval_seconds=eval_seconds, checkpoint=str(cfg.ckpt_path), threads=threads,
+        world_size=trainer.world_size,
     )
-    if trainer.is_global_zero:
-        out_dir = Path(cfg.paths.output_dir)
-        write_run_outputs(out_dir, record, module, dm)
-        for res in module.results:
-            print(format_result(res, dataset_cfg["name"]) + f" | {method_cfg['name']} from {cfg.ckpt_path}")
-            if cfg.get("print_frames"):
-                with np.printoptions(precision=6, suppress=True, threshold=1_000_000, linewidth=120):
-                    print(f"per-frame anomaly scores ({res['protocol']}, clips {', '.join(res['clips'])}):")
-                    print(res["frame_scores"])
-        print(f"frame scores written to {out_dir}")
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
+    report(record, f" | {method_cfg['name']} from {cfg.ckpt_path}")
+    if cfg.get("print_frames"):
+        for protocol in record["protocols"]:
+            saved = np.load(out_dir / f"frame_scores_{protocol}.npz")
+            with np.printoptions(precision=6, suppress=True, threshold=1_000_000, linewidth=120):
+                print(f"per-frame anomaly scores ({protocol} protocol, clips {', '.join(saved['clips'])}):")
+                print(saved["scores"])
+    print(f"frame scores written to {out_dir}")
     return record
 
 

@@ -5,19 +5,35 @@ AUC is computed once, after gathering every rank's pairs, by the datamodule's ev
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
+EVAL_FILE = "eval_results.json"
+
 
 class AnomalyModule(L.LightningModule):
-    def __init__(self, method: nn.Module, optim: dict | None = None):
+    """``results_dir``: where rank 0 writes the evaluation (window scores, frame scores,
+    ``eval_results.json``). Spawned processes (``ddp_spawn``) do not share memory with the
+    launcher, so the launcher reads the evaluation back from there."""
+
+    def __init__(self, method: nn.Module, optim: dict | None = None, results_dir: str | None = None):
         super().__init__()
         self.method = method
         self.optim = dict(optim or {})
+        self.results_dir = results_dir
         self.results: list[dict] = []
         self._scores: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def setup(self, stage: str) -> None:
+        # several processes on one machine share its cores instead of each taking all of them
+        if self.trainer.world_size > 1 and self.device.type == "cpu":
+            torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // self.trainer.world_size))
 
     def training_step(self, batch, batch_idx):
         out = self.method.loss(batch)
@@ -40,8 +56,10 @@ class AnomalyModule(L.LightningModule):
             index = self.all_gather(index).reshape(-1)
             score = self.all_gather(score).reshape(-1)
         index_np, score_np = index.cpu().numpy(), score.cpu().double().numpy()
-        self.window_scores = (index_np, score_np)
-        self.results = self.trainer.datamodule.evaluate(index_np, score_np)
+        dm = self.trainer.datamodule
+        self.results = dm.evaluate(index_np, score_np)
+        if self.trainer.is_global_zero and self.results_dir:
+            save_evaluation(Path(self.results_dir), dm, index_np, score_np, self.results)
         for res in self.results:
             for key in ("auc", "auc_raw", "auc_macro"):
                 self.log(f"test/{res['protocol']}/{key}", float(res[key]), rank_zero_only=True, sync_dist=False)
@@ -62,5 +80,18 @@ def count_trainable(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
-def scores_to_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().double().numpy()
+def save_evaluation(out_dir: Path, dm, index: np.ndarray, score: np.ndarray, results: list[dict]) -> None:
+    """Window scores (de-duplicated), per-protocol frame scores, and the scalar results."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    uniq, first = np.unique(index, return_index=True)
+    np.savez(out_dir / "window_scores.npz", index=uniq, score=score[first], clip=dm.test_clip[uniq],
+             person=dm.test_person[uniq], frame=dm.test_frame[uniq])
+    for res in results:
+        np.savez(out_dir / f"frame_scores_{res['protocol']}.npz", clips=np.array(res["clips"]), scores=res["frame_scores"])
+    scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results]
+    info = {"results": scalars, "n_windows": int(dm.test_set.n), "n_train_windows": len(dm.train_set), "prepare": dm.prepare_info}
+    (out_dir / EVAL_FILE).write_text(json.dumps(info, indent=2))
+
+
+def load_evaluation(out_dir: Path) -> dict:
+    return json.loads((Path(out_dir) / EVAL_FILE).read_text())

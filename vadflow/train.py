@@ -16,13 +16,12 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import numpy as np
 from omegaconf import DictConfig
 
 from vadflow.checkpoint import save_checkpoint
 from vadflow.config import CONF_DIR, datamodule_kwargs, git_commit, set_threads, to_plain
 from vadflow.data.datamodule import PoseDataModule
-from vadflow.module import AnomalyModule, count_trainable
+from vadflow.module import AnomalyModule, count_trainable, load_evaluation
 from vadflow.scoring import format_result
 
 log = logging.getLogger("vadflow.train")
@@ -34,13 +33,13 @@ def build_loggers(cfg: DictConfig) -> list:
     return [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None and "_target_" in c]
 
 
-def metrics_record(cfg_method: dict, dataset: str, seed: int, results: list[dict], dm: PoseDataModule, **extra) -> dict:
+def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: dict, **extra) -> dict:
     """metrics.json: the headline protocol at top level, every protocol under ``protocols``."""
+    results = evaluation["results"]
     head = results[0]
-    scalar = lambda r: {k: v for k, v in r.items() if isinstance(v, (int, float, str))}  # noqa: E731
     record = {
         "method": cfg_method["name"],
-        "dataset": dataset,
+        "dataset": dataset_cfg["name"],
         "protocol": head["protocol"],
         "smoothing": head["smoothing"],
         "seed": seed,
@@ -49,27 +48,21 @@ def metrics_record(cfg_method: dict, dataset: str, seed: int, results: list[dict
         "auc_macro": head["auc_macro"],
         "n_clips": head["n_clips"],
         "n_frames": head["n_frames"],
-        "n_windows": dm.test_set.n,
-        "n_train_windows": len(dm.train_set) if dm.train_set is not None else 0,
-        "missing_joints": dm.missing_joints,
-        "official_quirks": dm.official_quirks,
-        "protocols": {r["protocol"]: scalar(r) for r in results},
+        "n_windows": evaluation["n_windows"],
+        "n_train_windows": evaluation["n_train_windows"],
+        "missing_joints": dataset_cfg.get("missing_joints", "impute"),
+        "official_quirks": bool(dataset_cfg.get("official_quirks", False)),
+        "protocols": {r["protocol"]: r for r in results},
+        "prepare": evaluation.get("prepare", {}),
         "git_commit": git_commit(),
     }
     record.update(extra)
     return record
 
 
-def write_run_outputs(out_dir: Path, record: dict, module: AnomalyModule, dm: PoseDataModule) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
-    index, score = module.window_scores
-    np.savez(
-        out_dir / "window_scores.npz",
-        index=index, score=score, clip=dm.test_clip[index], person=dm.test_person[index], frame=dm.test_frame[index],
-    )
-    for res in module.results:
-        np.savez(out_dir / f"frame_scores_{res['protocol']}.npz", clips=np.array(res["clips"]), scores=res["frame_scores"])
+def report(record: dict, suffix: str) -> None:
+    for res in record["protocols"].values():
+        print(format_result(res, record["dataset"]) + suffix)
 
 
 def run_training(cfg: DictConfig) -> dict:
@@ -78,7 +71,7 @@ def run_training(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.paths.output_dir)
     dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)))
     method = hydra.utils.instantiate(cfg.method.model, objective=hydra.utils.instantiate(cfg.loss))
-    module = AnomalyModule(method, to_plain(cfg.method.optim))
+    module = AnomalyModule(method, to_plain(cfg.method.optim), results_dir=str(out_dir))
     trainer = hydra.utils.instantiate(cfg.trainer, logger=build_loggers(cfg) or False, default_root_dir=str(out_dir))
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
@@ -86,18 +79,17 @@ def run_training(cfg: DictConfig) -> dict:
     t0 = time.perf_counter()
     trainer.test(module, datamodule=dm, verbose=False)
     eval_seconds = time.perf_counter() - t0
+    if not trainer.is_global_zero:  # strategy "ddp" re-runs this script on every rank
+        return {}
     record = metrics_record(
-        to_plain(cfg.method), cfg.dataset.name, int(cfg.seed), module.results, dm,
+        to_plain(cfg.method), to_plain(cfg.dataset), int(cfg.seed), load_evaluation(out_dir),
         n_params=count_trainable(method), train_seconds=train_seconds, eval_seconds=eval_seconds,
         epochs=int(trainer.current_epoch), threads=threads, world_size=trainer.world_size, precision=str(trainer.precision),
-        prepare=dm.prepare_info,
     )
-    if trainer.is_global_zero:
-        write_run_outputs(out_dir, record, module, dm)
-        save_checkpoint(out_dir / "model.ckpt", method, to_plain(cfg.method), to_plain(cfg.dataset), record)
-        for res in module.results:
-            print(format_result(res, cfg.dataset.name) + f" | {cfg.method.name} seed {cfg.seed}")
-        print(f"run directory: {out_dir}")
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
+    save_checkpoint(out_dir / "model.ckpt", method, to_plain(cfg.method), to_plain(cfg.dataset), record)
+    report(record, f" | {cfg.method.name} seed {cfg.seed}")
+    print(f"run directory: {out_dir}")
     return record
 
 
