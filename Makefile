@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # real data: $VADFLOW_DATA, else ../shared/datasets when it exists (CI and developers)
 export VADFLOW_DATA ?= $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
-SEEDS ?= 1,2,3
+SEEDS ?= 1 2 3
 
 .PHONY: help install run test test-all bench table-stgnf clean
 
@@ -31,8 +31,10 @@ test-all: $(STAMP) ## every test, slow real-data training included
 bench: $(STAMP) ## speed and memory of STG-NF on HR-ShanghaiTech (needs the data root)
 	$(BIN)/python -m vadflow.bench
 
-table-stgnf: $(STAMP) ## STG-NF, 3 seeds x HR-ShanghaiTech, HR-Avenue, PoseLift, with and without missing-joint handling
-	$(BIN)/python -m vadflow.table --methods stgnf --seeds $(SEEDS)
+table-stgnf: $(STAMP) ## STG-NF, 3 seeds x HR-ShanghaiTech, HR-Avenue, PoseLift, with/without missing-joint handling (~75 min)
+	SEEDS="$(SEEDS)" experiments/run_stgnf_real.sh
+	experiments/run_stgnf_quirks.sh
+	$(BIN)/python -m vadflow.table --methods stgnf
 
 clean: ## remove caches and run directories (keeps .venv)
 	rm -rf .cache runs .pytest_cache

@@ -64,3 +64,20 @@ def test_hr_missing_joints_are_imputed_not_zero(dm):
     vis = dm.train.vis
     assert 0.15 < 1 - vis.mean() < 0.45  # about 30 % of joints were (0, 0)
     assert not ((dm.train.kp == 0).all(-1) & ~dm.train.vis).any()  # none left at the origin
+
+
+@pytest.mark.slow
+def test_stgnf_official_schedule_on_hr_avenue(tmp_path):
+    """The whole official schedule (8 epochs) on real data, end to end (about a minute)."""
+    from tests.conftest import DATA_ROOT, compose
+    from vadflow.train import run_training
+
+    if DATA_ROOT is None:
+        pytest.skip("real data not available: set VADFLOW_DATA to the datasets folder")
+    record = run_training(compose("train", [
+        "experiment=stgnf/hr_avenue", "seed=2", f"paths.data_root={DATA_ROOT}", f"paths.output_dir={tmp_path}",
+        "logger=none", "+trainer.enable_progress_bar=false",
+    ]))
+    assert record["n_params"] == 616 and record["epochs"] == 8
+    assert record["protocols"]["mpedrnn"]["n_frames"] == 14708
+    assert record["protocols"]["mpedrnn"]["auc"] > 0.55  # measured 63.3 (seed 2); chance is 50

@@ -61,3 +61,12 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     )
     assert out.returncode == 2
     assert "vadflow: error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_prepare_entry_point_builds_then_reuses_the_cache(tmp_path, capsys):
+    from vadflow.prepare import run_prepare
+
+    overrides = [f"paths.cache_dir={tmp_path}", f"paths.output_dir={tmp_path}", "threads=1", "+dataset.synthetic.n_train_clips=2", "+dataset.synthetic.n_test_clips=2"]
+    assert not run_prepare(compose("prepare", overrides))["cached"]
+    assert run_prepare(compose("prepare", overrides))["cached"]
+    assert "loaded from cache" in capsys.readouterr().out

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # HR-ShanghaiTech / HR-Avenue as released with MPED-RNN: (archive, folder inside it)
 MPEDRNN_ARCHIVE = "mpedrnn-hr.tar.xz"
+CSV_BATCH = 2000  # track files parsed per batch
 _HR_LAYOUT = {
     # split -> regex on the path inside the dataset folder; groups build the clip id
     "hr_shanghaitech": {
@@ -84,13 +85,18 @@ def _load_mpedrnn(name: str, source: Path, skips: SkipLog) -> tuple[RawSplit, Ra
     layout = _HR_LAYOUT[name]
     folder = layout["folder"]
     inner = (lambda p: p) if source.is_dir() else (lambda p: p[len(folder) + 1 :] if p.startswith(folder + "/") else None)
-    csv_files = {"train": [], "test": []}
+    pending = {"train": [], "test": []}  # raw CSV bytes not parsed yet
+    tracks: dict[str, list[Track]] = {"train": [], "test": []}
     masks: dict[str, np.ndarray] = {}
     ids: dict[str, tuple[str, int]] = {}
 
     def keep(path: str) -> bool:
         rel = inner(path)
         return rel is not None and (rel.endswith(".csv") or rel.endswith(".npy"))
+
+    def flush(split: str) -> None:  # parse in batches: peak memory stays a few hundred MB
+        tracks[split] += [Track(ids[p][0], ids[p][1], f, kp) for p, f, kp in parse_mpedrnn_csvs(pending[split], skips)]
+        pending[split] = []
 
     for path, data in _progress(iter_files(source, keep), f"reading {name}"):
         rel = inner(path)
@@ -99,16 +105,16 @@ def _load_mpedrnn(name: str, source: Path, skips: SkipLog) -> tuple[RawSplit, Ra
             continue
         for split in ("train", "test"):
             if (m := layout[split].search(rel)) is not None:
-                csv_files[split].append((path, data))
+                pending[split].append((path, data))
                 ids[path] = (f"{m.group(1)}_{m.group(2)}", int(m.group(3)))
+                if len(pending[split]) >= CSV_BATCH:
+                    flush(split)
                 break
-    if not csv_files["train"] or not csv_files["test"] or not masks:
+    for split in pending:
+        flush(split)
+    if not tracks["train"] or not tracks["test"] or not masks:
         raise DataError(f"{source}: no {folder} training tracks, test tracks or masks found (is this the MPED-RNN HR release?)")
-    splits = {}
-    for split, files in csv_files.items():
-        tracks = [Track(ids[p][0], ids[p][1], f, kp) for p, f, kp in parse_mpedrnn_csvs(files, skips)]
-        splits[split] = tracks
-    return RawSplit(splits["train"]), RawSplit(splits["test"], masks)
+    return RawSplit(tracks["train"]), RawSplit(tracks["test"], masks)
 
 
 def _load_alphapose_tree(source: Path, folder: str, skips: SkipLog) -> tuple[RawSplit, RawSplit]:
