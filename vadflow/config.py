@@ -13,8 +13,33 @@ ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = str(ROOT / "conf")
 log = logging.getLogger("vadflow")
 
-if not OmegaConf.has_resolver("vadflow_root"):
-    OmegaConf.register_new_resolver("vadflow_root", lambda: str(ROOT))
+def wandb_offline() -> bool:
+    """W&B runs offline (files in the run directory, ``wandb sync`` later) unless the user is
+    logged in: WANDB_API_KEY set or an api.wandb.ai entry in ~/.netrc. WANDB_MODE wins if set."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("offline", "disabled", "dryrun"):
+        return True
+    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+        return False
+    netrc = Path.home() / ".netrc"
+    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
+
+
+def wandb_group():
+    """Runs of one Hydra multirun share a W&B group (the sweep folder's name); single runs: none."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        return f"sweep-{Path(hc.sweep.dir).name}" if hc.mode == RunMode.MULTIRUN else None
+    except (ValueError, ImportError):  # not inside a Hydra app (tests, API use)
+        return None
+
+
+for _name, _fn in (("vadflow_root", lambda: str(ROOT)), ("wandb_offline", wandb_offline), ("wandb_group", wandb_group)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)
 
 
 def set_threads(threads: int | None) -> int:

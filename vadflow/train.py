@@ -60,6 +60,38 @@ def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: d
     return record
 
 
+def log_to_wandb(loggers: list, cfg: DictConfig, record: dict, out_dir: Path, dm: PoseDataModule) -> None:
+    """Resolved config, final metrics as the run summary, ROC curve and score timelines as images."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from vadflow.plots import evaluation_figures
+
+    for lg in loggers:
+        if not isinstance(lg, WandbLogger):
+            continue
+        run = lg.experiment
+        run.config.update({k: v for k, v in to_plain(cfg).items() if k != "hydra"}, allow_val_change=True)
+        summary = {k: v for k, v in record.items() if isinstance(v, (int, float, str))}
+        for protocol, res in record["protocols"].items():
+            summary.update({f"{protocol}/{k}": v for k, v in res.items() if isinstance(v, (int, float))})
+        run.summary.update(summary)
+        if dm.test_set is None:  # spawned strategies trained in other processes
+            dm.setup()
+        for protocol in record["protocols"]:
+            figs = evaluation_figures(out_dir, dm.masks_for(next(p for p in dm.protocols if p.name == protocol)), protocol, record["dataset"])
+            lg.log_image(key=f"{protocol}/roc", images=[str(f) for f in figs["roc"]])
+            lg.log_image(key=f"{protocol}/score_over_time", images=[str(f) for f in figs["timelines"]])
+
+
+def finish_wandb(failed: bool) -> None:
+    """Close the W&B run of this job, also when it failed (multiruns start the next job clean)."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=1 if failed else 0)
+
+
 def report(record: dict, suffix: str) -> None:
     for res in record["protocols"].values():
         print(format_result(res, record["dataset"]) + suffix)
@@ -72,7 +104,18 @@ def run_training(cfg: DictConfig) -> dict:
     dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)))
     method = hydra.utils.instantiate(cfg.method.model, objective=hydra.utils.instantiate(cfg.loss))
     module = AnomalyModule(method, to_plain(cfg.method.optim), results_dir=str(out_dir))
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=build_loggers(cfg) or False, default_root_dir=str(out_dir))
+    loggers = build_loggers(cfg)
+    failed = True
+    try:
+        record = _fit_and_test(cfg, dm, method, module, loggers, out_dir, threads)
+        failed = False
+        return record
+    finally:
+        finish_wandb(failed)
+
+
+def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int) -> dict:
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir))
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     train_seconds = time.perf_counter() - t0
@@ -88,6 +131,7 @@ def run_training(cfg: DictConfig) -> dict:
     )
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
     save_checkpoint(out_dir / "model.ckpt", method, to_plain(cfg.method), to_plain(cfg.dataset), record)
+    log_to_wandb(loggers, cfg, record, out_dir, dm)
     report(record, f" | {cfg.method.name} seed {cfg.seed}")
     print(f"run directory: {out_dir}")
     return record

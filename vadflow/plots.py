@@ -1,0 +1,56 @@
+"""Figures of an evaluation: ROC curve and frame score over time (PNG, matplotlib Agg)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+
+def roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, title: str) -> Path:
+    fpr, tpr, _ = roc_curve(labels.astype(int), scores)
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    ax.plot(fpr, tpr, lw=1.5)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def timeline_png(path: Path, scores: np.ndarray, mask: np.ndarray, title: str) -> Path:
+    """Frame anomaly score over time, ground-truth abnormal frames shaded."""
+    fig, ax = plt.subplots(figsize=(8, 2.5), dpi=100)
+    frames = np.arange(len(scores))
+    ax.plot(frames, scores, lw=1)
+    ax.fill_between(frames, scores.min(), scores.max(), where=mask.astype(bool), color="tab:red", alpha=0.2, label="abnormal (GT)")
+    ax.set(xlabel="frame", ylabel="anomaly score", title=title)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def evaluation_figures(out_dir: Path, masks: dict, protocol: str, dataset: str, n_clips: int = 3) -> dict[str, list[Path]]:
+    """ROC and the timelines of the ``n_clips`` clips with the most abnormal frames, from the saved
+    ``frame_scores_<protocol>.npz`` of a run directory."""
+    saved = np.load(out_dir / f"frame_scores_{protocol}.npz")
+    clips, scores = [str(c) for c in saved["clips"]], saved["scores"]
+    lengths = [len(masks[c]) for c in clips]
+    offsets = np.r_[0, np.cumsum(lengths)]
+    labels = np.concatenate([masks[c] for c in clips])
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    roc = roc_png(fig_dir / f"roc_{protocol}.png", labels, scores, f"{dataset}, {protocol} protocol")
+    order = sorted(range(len(clips)), key=lambda i: -int(masks[clips[i]].sum()))[:n_clips]
+    timelines = [
+        timeline_png(fig_dir / f"timeline_{protocol}_{clips[i]}.png", scores[offsets[i] : offsets[i + 1]], masks[clips[i]], f"{dataset} {clips[i]} ({protocol})")
+        for i in order
+    ]
+    return {"roc": [roc], "timelines": timelines}
