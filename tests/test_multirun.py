@@ -1,0 +1,21 @@
+"""Hydra multirun with the basic launcher: unattended, one run directory (and metrics.json) per job."""
+import json
+import subprocess
+import sys
+
+
+def test_multirun_seeds_get_their_own_run_directories(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [
+        sys.executable, "-m", "vadflow.train", "-m", "seed=1,2", "logger=none", "trainer.max_epochs=1",
+        "+trainer.enable_progress_bar=false", "threads=1", f"paths.cache_dir={tmp_path / 'cache'}",
+        "+dataset.synthetic.n_train_clips=3", "+dataset.synthetic.n_test_clips=3", "+dataset.synthetic.clip_len=150",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = sorted(sweep.glob("*_synthetic_stgnf_seed*"))
+    assert [r.name for r in runs] == ["0_synthetic_stgnf_seed1", "1_synthetic_stgnf_seed2"]
+    seeds = [json.loads((r / "metrics.json").read_text())["seed"] for r in runs]
+    assert seeds == [1, 2] and all((r / "model.ckpt").is_file() for r in runs)
+    assert out.stdout.count("micro AUC") == 2 * 2  # two protocols per job, each line names its protocol
