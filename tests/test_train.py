@@ -70,3 +70,11 @@ def test_prepare_entry_point_builds_then_reuses_the_cache(tmp_path, capsys):
     assert not run_prepare(compose("prepare", overrides))["cached"]
     assert run_prepare(compose("prepare", overrides))["cached"]
     assert "loaded from cache" in capsys.readouterr().out
+
+
+def test_bf16_mixed_training_is_finite_and_scores_in_fp32(tiny_overrides, tmp_path):
+    record = run_training(compose("train", tiny_overrides + ["trainer.precision=bf16-mixed"]))
+    assert record["precision"] == "bf16-mixed"
+    scores = np.load(tmp_path / "run" / "window_scores.npz")["score"]
+    assert np.isfinite(scores).all()
+    assert len(np.unique(scores)) > 0.9 * len(scores)  # fp32 scores: almost no ties

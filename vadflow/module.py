@@ -46,7 +46,9 @@ class AnomalyModule(L.LightningModule):
         self._scores = []
 
     def test_step(self, batch, batch_idx):
-        score = self.method.score(batch).float()
+        # scores in fp32 even under bf16 autocast: bf16 keeps ~3 digits, and ties would move the AUC
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            score = self.method.score(batch).float()
         self._scores.append((batch["index"], score))
 
     def on_test_epoch_end(self) -> None:

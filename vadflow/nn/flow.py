@@ -106,4 +106,5 @@ def gaussian_log_prob(z: torch.Tensor, mean: float | torch.Tensor = 0.0, logs: f
 def nll_bits_per_dim(z: torch.Tensor, logdet: torch.Tensor, prior_mean: float) -> torch.Tensor:
     """Per-sample negative log-likelihood in bits per dimension (STG-NF's loss and score)."""
     n_dims = z[0].numel()
+    z, logdet = z.float(), logdet.float()  # sums over ~900 dims: never in bf16
     return -(gaussian_log_prob(z, prior_mean) + logdet) / (math.log(2.0) * n_dims)
