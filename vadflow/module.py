@@ -42,6 +42,12 @@ class AnomalyModule(L.LightningModule):
             self.log(f"train/{key}", value.detach().float(), on_step=False, on_epoch=True, prog_bar=key == "loss", batch_size=bs, sync_dist=True)
         return out["loss"]
 
+    def validation_step(self, batch, batch_idx):
+        """Held-out normal training clips: the quantity sweeps optimise (lower is better)."""
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            out = self.method.loss(batch)
+        self.log("val/loss", out["loss"].float(), on_epoch=True, prog_bar=True, batch_size=batch["x"].shape[0], sync_dist=True)
+
     def on_test_epoch_start(self) -> None:
         self._scores = []
 

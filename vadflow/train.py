@@ -129,6 +129,8 @@ def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int)
         n_params=count_trainable(method), train_seconds=train_seconds, eval_seconds=eval_seconds,
         epochs=int(trainer.current_epoch), threads=threads, world_size=trainer.world_size, precision=str(trainer.precision),
     )
+    if "val/loss" in trainer.callback_metrics:  # held-out normal clips (dataset.val_fraction > 0)
+        record["val_loss"] = float(trainer.callback_metrics["val/loss"])
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
     save_checkpoint(out_dir / "model.ckpt", method, to_plain(cfg.method), to_plain(cfg.dataset), record)
     log_to_wandb(loggers, cfg, record, out_dir, dm)

@@ -75,6 +75,7 @@ class PoseDataModule(L.LightningDataModule):
         smoothing_sigmas=None,
         window_to_frame=None,
         full_masks: str | None = None,
+        val_fraction: float = 0.0,
         synthetic: dict | None = None,
         **_unused,
     ):
@@ -92,6 +93,8 @@ class PoseDataModule(L.LightningDataModule):
             for p in protocols
         ]
         self.full_masks_dir = full_masks
+        self.val_fraction = float(val_fraction)
+        self.val_set = None
         self.synthetic = dict(synthetic or {})
         self.train_set = self.test_set = None
         self.prepare_info: dict = {}
@@ -112,11 +115,14 @@ class PoseDataModule(L.LightningDataModule):
         self.train, self.test = train, test
         use_vis = self.missing_joints == "impute"
         train_starts = window_starts(train.frames, train.track_ptr, self.seg_len, self.train_stride, self.max_missing, self.official_quirks)
+        train_starts, val_starts = self._hold_out_clips(train, train_starts)
         test_starts = window_starts(test.frames, test.track_ptr, self.seg_len, self.test_stride, self.max_missing, self.official_quirks)
         if len(test_starts) == 0:
             raise DataError(f"{self.name}: no test track is long enough for a window of {self.seg_len} frames")
         self.train_set = WindowDataset(train, train_starts, WindowBuilder(train.kp, train.vis, self.seg_len, self.frame_size, use_vis), self.flip)
         self.test_set = WindowDataset(test, test_starts, WindowBuilder(test.kp, test.vis, self.seg_len, self.frame_size, use_vis))
+        if len(val_starts):
+            self.val_set = WindowDataset(train, val_starts, self.train_set.builder)
         # what scoring needs of each test window: clip, person, the frame its score is written to
         row_track = np.repeat(np.arange(test.n_tracks), np.diff(test.track_ptr))[test_starts]
         self.test_clip = np.asarray(test.clips)[test.track_clip[row_track]]
@@ -128,6 +134,22 @@ class PoseDataModule(L.LightningDataModule):
             if short:  # a counted skip, not an error: such tracks simply have no window
                 log.warning("%s %s: %d of %d tracks are shorter than a window (T=%d) and are skipped",
                             self.name, split_name, short, split.n_tracks, self.seg_len)
+
+    def _hold_out_clips(self, train: PreparedSplit, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole normal training clips held out for validation (model selection never sees test
+        labels). The choice depends only on the clip list, not on the run's seed."""
+        if self.val_fraction <= 0 or not len(starts):
+            return starts, np.zeros(0, np.int64)
+        n_val = max(1, int(round(self.val_fraction * len(train.clips))))
+        val_clips = np.random.default_rng(0).permutation(len(train.clips))[:n_val]
+        row_track = np.repeat(np.arange(train.n_tracks), np.diff(train.track_ptr))
+        in_val = np.isin(train.track_clip[row_track[starts]], val_clips)
+        return starts[~in_val], starts[in_val]
+
+    def val_dataloader(self):
+        if self.val_set is None:
+            return []
+        return DataLoader(self.val_set, batch_size=self.eval_batch_size, shuffle=False, collate_fn=identity_collate)
 
     def train_dataloader(self):
         if len(self.train_set) == 0:
