@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export VADFLOW_DATA ?= $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
 SEEDS ?= 1 2 3
 
-.PHONY: help install run test test-all bench table-stgnf clean
+.PHONY: help install run test test-all bench table-stgnf reproduce-table clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ table-stgnf: $(STAMP) ## STG-NF, 3 seeds x HR-ShanghaiTech, HR-Avenue, PoseLift,
 	SEEDS="$(SEEDS)" experiments/run_stgnf_real.sh
 	experiments/run_stgnf_quirks.sh
 	$(BIN)/python -m vadflow.table --methods stgnf
+
+reproduce-table: $(STAMP) ## run the missing/stale cells of experiments/table.yaml, write experiments/results/table.{md,csv,png}
+	$(BIN)/python -m vadflow.reproduce
 
 clean: ## remove caches and run directories (keeps .venv)
 	rm -rf .cache runs .pytest_cache
