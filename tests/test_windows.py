@@ -1,6 +1,5 @@
 """Window construction and normalisation, against hand-built tracks."""
 import numpy as np
-import pytest
 import torch
 
 from vadflow.data.windows import WindowBuilder, normalize_windows, window_starts

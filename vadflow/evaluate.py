@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from vadflow.checkpoint import load_method, read_checkpoint
 from vadflow.config import CONF_DIR, datamodule_kwargs, set_threads, to_plain

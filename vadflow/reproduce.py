@@ -22,11 +22,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from vadflow.config import CONF_DIR, ROOT, git_commit
-
-PUBLISHED = {  # paper numbers, micro frame AUC (%), for a separate labelled column
-    ("stgnf", "hr_shanghaitech"): "87.4 (own pose extraction)",
-}
-
+from vadflow.table import PUBLISHED, write_table
 
 def cell_overrides(method: str, dataset: str, seed: int, extra: list[str]) -> list[str]:
     exp = ROOT / "conf" / "experiment" / method / f"{dataset}.yaml"
@@ -84,13 +80,7 @@ def summarise(cells: list[dict], out: Path) -> str:
                       f"{stg.mean():.1f} ± {stg.std():.1f}" if len(stg) else "-", str(ms[0]["n_params"]),
                       f"{np.mean([m['train_seconds'] for m in ms]):.0f}", f"{wps:,.0f}", PUBLISHED.get((method, dataset), "n/a")])
         chart.append((f"{method}\n{dataset}", auc.mean(), auc.std()))
-    md = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in table]) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(md)
-    import csv
-
-    with open(out / "table.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows([header] + table)
+    md = write_table(out, "table", header, table)
     if chart:
         import matplotlib
 

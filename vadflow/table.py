@@ -66,6 +66,16 @@ def rescore(run: Path, data_root: str, cache_dir: str) -> dict | None:
     }
 
 
+def write_table(out_dir: Path, name: str, header: list[str], rows: list[list[str]]) -> str:
+    """``<name>.md`` (markdown) and ``<name>.csv`` in ``out_dir``; returns the markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / f"{name}.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([header] + rows)
+    md = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+    (out_dir / f"{name}.md").write_text(md)
+    return md
+
+
 def fmt(values: list[float]) -> str:
     v = 100 * np.asarray(values)
     return f"{v.mean():.1f} ± {v.std(ddof=0):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
@@ -89,13 +99,14 @@ def main(argv=None) -> None:
         rec = rescore(run, data_root, cache_dir)
         rows[(rec["method"], rec["dataset"], rec["missing_joints"], rec["official_quirks"])].append(rec)
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     header = ["method", "dataset", "missing joints", "seeds", "MPED-RNN protocol AUC", "STG-NF protocol AUC",
               "STG-NF protocol, unsmoothed", "full-ShanghaiTech approx. (STG-NF scoring)", "params", "train s (mean)",
               "published (same protocol where stated)"]
     table = []
     for (method, dataset, missing, quirks), recs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute")):
-        res = lambda p, k: [r["results"][p][k] for r in recs if p in r["results"]]  # noqa: E731
+        def res(protocol: str, key: str, recs=recs) -> list[float]:
+            return [r["results"][protocol][key] for r in recs if protocol in r["results"]]
+
         label = missing + (" + official quirks" if quirks else "")
         table.append([
             method, dataset, label, ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"])),
@@ -106,11 +117,8 @@ def main(argv=None) -> None:
             str(recs[0]["n_params"]), f"{np.mean([r['train_seconds'] or 0 for r in recs]):.0f}",
             PUBLISHED.get((method, dataset), "n/a") + ("; MPED-RNN protocol, same data: " + REFERENCE_MPEDRNN[dataset] if dataset in REFERENCE_MPEDRNN else ""),
         ])
-    with open(out_dir / f"{args.name}.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows([header] + table)
-    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in table]
-    (out_dir / f"{args.name}.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    md = write_table(out_dir, args.name, header, table)
+    print(md)
     print(f"\nwritten: {out_dir / (args.name + '.md')} and .csv ({sum(len(v) for v in rows.values())} runs)")
 
 
