@@ -57,9 +57,6 @@ class Protocol:
     def smoothing(self) -> str:
         return "gaussian cascade sigma=" + ",".join(f"{s:g}" for s in self.sigmas) if self.sigmas else "none"
 
-    def describe(self) -> str:
-        return f"{self.name} protocol, window->frame {self.window_to_frame}, smoothing {self.smoothing}"
-
 
 def make_protocol(name: str, exclude_clips=(), ignore_ranges=None, sigmas=None, window_to_frame=None) -> Protocol:
     """Build a named protocol from a dataset's clip lists; ``sigmas`` / ``window_to_frame`` override."""

@@ -31,7 +31,7 @@ def identity_collate(batch):
 class WindowDataset(Dataset):
     """Windows of one split; with ``flip`` the dataset doubles (index >= N: mirrored copy)."""
 
-    def __init__(self, split: PreparedSplit, starts: np.ndarray, builder: WindowBuilder, flip: bool = False):
+    def __init__(self, starts: np.ndarray, builder: WindowBuilder, flip: bool = False):
         self.starts = torch.from_numpy(starts)
         self.builder = builder
         self.flip = flip
@@ -119,10 +119,10 @@ class PoseDataModule(L.LightningDataModule):
         test_starts = window_starts(test.frames, test.track_ptr, self.seg_len, self.test_stride, self.max_missing, self.official_quirks)
         if len(test_starts) == 0:
             raise DataError(f"{self.name}: no test track is long enough for a window of {self.seg_len} frames")
-        self.train_set = WindowDataset(train, train_starts, WindowBuilder(train.kp, train.vis, self.seg_len, self.frame_size, use_vis), self.flip)
-        self.test_set = WindowDataset(test, test_starts, WindowBuilder(test.kp, test.vis, self.seg_len, self.frame_size, use_vis))
+        self.train_set = WindowDataset(train_starts, WindowBuilder(train.kp, train.vis, self.seg_len, self.frame_size, use_vis), self.flip)
+        self.test_set = WindowDataset(test_starts, WindowBuilder(test.kp, test.vis, self.seg_len, self.frame_size, use_vis))
         if len(val_starts):
-            self.val_set = WindowDataset(train, val_starts, self.train_set.builder)
+            self.val_set = WindowDataset(val_starts, self.train_set.builder)
         # what scoring needs of each test window: clip, person, the frame its score is written to
         row_track = np.repeat(np.arange(test.n_tracks), np.diff(test.track_ptr))[test_starts]
         self.test_clip = np.asarray(test.clips)[test.track_clip[row_track]]
