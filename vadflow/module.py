@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vadflow import scoring
+
 EVAL_FILE = "eval_results.json"
 
 
@@ -63,7 +65,8 @@ class AnomalyModule(L.LightningModule):
         if self.trainer.world_size > 1:  # every rank ends up with all pairs; duplicates removed by index
             index = self.all_gather(index).reshape(-1)
             score = self.all_gather(score).reshape(-1)
-        index_np, score_np = index.cpu().numpy(), score.cpu().double().numpy()
+        # padded duplicates from the distributed sampler go here, once, before anything uses the scores
+        index_np, score_np = scoring.dedup_window_scores(index.cpu().numpy(), score.cpu().double().numpy())
         dm = self.trainer.datamodule
         self.results = dm.evaluate(index_np, score_np)
         if self.trainer.is_global_zero and self.results_dir:
@@ -89,11 +92,10 @@ def count_trainable(module: nn.Module) -> int:
 
 
 def save_evaluation(out_dir: Path, dm, index: np.ndarray, score: np.ndarray, results: list[dict]) -> None:
-    """Window scores (de-duplicated), per-protocol frame scores, and the scalar results."""
+    """De-duplicated window scores, per-protocol frame scores, and the scalar results."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    uniq, first = np.unique(index, return_index=True)
-    np.savez(out_dir / "window_scores.npz", index=uniq, score=score[first], clip=dm.test_clip[uniq],
-             person=dm.test_person[uniq], frame=dm.test_frame[uniq])
+    np.savez(out_dir / "window_scores.npz", index=index, score=score, clip=dm.test_clip[index],
+             person=dm.test_person[index], frame=dm.test_frame[index])
     for res in results:
         np.savez(out_dir / f"frame_scores_{res['protocol']}.npz", clips=np.array(res["clips"]), scores=res["frame_scores"])
     scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results]

@@ -123,18 +123,26 @@ def frame_scores(
 ) -> np.ndarray:
     """All clips' frames joined (clip order as given): per frame the max window anomaly score over
     persons, ``-inf`` where no window scores the frame. ``win_clip`` indexes ``clips``."""
+    check_window_frames(clips, lengths, win_clip, win_frame)
     offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
     out = np.full(offsets[-1], -np.inf)
     if len(win_score):
-        lengths_arr = np.asarray(lengths)
-        if (win_frame < 0).any() or (win_frame >= lengths_arr[win_clip]).any():
-            bad = int(np.argmax((win_frame < 0) | (win_frame >= lengths_arr[win_clip])))
-            raise DataError(
-                f"clip {clips[win_clip[bad]]}: a window scores frame {win_frame[bad]} but the clip's mask has "
-                f"{lengths_arr[win_clip[bad]]} frames (label/frame mismatch)"
-            )
         np.maximum.at(out, offsets[win_clip] + win_frame, win_score)
     return out
+
+
+def check_window_frames(clips: list[str], lengths: list[int], win_clip: np.ndarray, win_frame: np.ndarray) -> None:
+    """A window scoring a frame beyond its clip's mask means labels and poses disagree."""
+    if not len(win_frame):
+        return
+    lengths_arr = np.asarray(lengths)
+    bad = (win_frame < 0) | (win_frame >= lengths_arr[win_clip])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(
+            f"clip {clips[win_clip[i]]}: a window scores frame {win_frame[i]} but the clip's mask has "
+            f"{lengths_arr[win_clip[i]]} frames (label/frame mismatch)"
+        )
 
 
 def cover_frame_scores(
@@ -195,11 +203,13 @@ def evaluate_protocol(
     win_clip = np.array([clip_pos[c] for c in win_clip_names[in_eval]], dtype=np.int64)
     lengths = [len(masks[c]) for c in clips]
     win_frame = np.asarray(win_frame)[in_eval]
-    raw = frame_scores(clips, lengths, win_clip, win_frame, win_score[in_eval])  # also validates frames
     if protocol.window_to_frame == "cover":
         if win_person is None:
             raise ValueError("window_to_frame=cover needs each window's person")
+        check_window_frames(clips, lengths, win_clip, win_frame)
         raw = cover_frame_scores(lengths, win_clip, np.asarray(win_person)[in_eval], win_frame, win_score[in_eval], seg_len)
+    else:
+        raw = frame_scores(clips, lengths, win_clip, win_frame, win_score[in_eval])
     finite = np.isfinite(raw)
     if not finite.any():
         raise ValueError(f"{dataset}: no window was scored in any evaluated clip")

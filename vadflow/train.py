@@ -78,7 +78,7 @@ def log_to_wandb(loggers: list, cfg: DictConfig, record: dict, out_dir: Path, dm
         if dm.test_set is None:  # spawned strategies trained in other processes
             dm.setup()
         for protocol in record["protocols"]:
-            figs = evaluation_figures(out_dir, dm.masks_for(next(p for p in dm.protocols if p.name == protocol)), protocol, record["dataset"])
+            figs = evaluation_figures(out_dir, dm.masks_for(protocol), protocol, record["dataset"])
             lg.log_image(key=f"{protocol}/roc", images=[str(f) for f in figs["roc"]])
             lg.log_image(key=f"{protocol}/score_over_time", images=[str(f) for f in figs["timelines"]])
 

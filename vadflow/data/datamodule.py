@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vadflow import scoring
 from vadflow.data.cache import load_prepared
-from vadflow.data.prepare_arrays import PreparedSplit
+from vadflow.data.prepare_arrays import PreparedSplit, track_of_rows
 from vadflow.data.types import DataError
 from vadflow.data.windows import WindowBuilder, window_starts
 
@@ -124,9 +124,9 @@ class PoseDataModule(L.LightningDataModule):
         if len(val_starts):
             self.val_set = WindowDataset(val_starts, self.train_set.builder)
         # what scoring needs of each test window: clip, person, the frame its score is written to
-        row_track = np.repeat(np.arange(test.n_tracks), np.diff(test.track_ptr))[test_starts]
-        self.test_clip = np.asarray(test.clips)[test.track_clip[row_track]]
-        self.test_person = test.track_person[row_track]
+        window_track = track_of_rows(test.track_ptr)[test_starts]
+        self.test_clip = np.asarray(test.clips)[test.track_clip[window_track]]
+        self.test_person = test.track_person[window_track]
         self.test_frame = test.frames[test_starts] + self.seg_len // 2
         log.info("%s: %d train windows (x%d flip), %d test windows", self.name, len(train_starts), 2 if self.flip else 1, len(test_starts))
         for split_name, split in (("train", train), ("test", test)):
@@ -142,8 +142,7 @@ class PoseDataModule(L.LightningDataModule):
             return starts, np.zeros(0, np.int64)
         n_val = max(1, int(round(self.val_fraction * len(train.clips))))
         val_clips = np.random.default_rng(0).permutation(len(train.clips))[:n_val]
-        row_track = np.repeat(np.arange(train.n_tracks), np.diff(train.track_ptr))
-        in_val = np.isin(train.track_clip[row_track[starts]], val_clips)
+        in_val = np.isin(train.clip_of_rows(starts), val_clips)
         return starts[~in_val], starts[in_val]
 
     def val_dataloader(self):
@@ -165,8 +164,9 @@ class PoseDataModule(L.LightningDataModule):
         return trainer.world_size if trainer is not None else int(os.environ.get("WORLD_SIZE", 1))
 
     # -- evaluation ----------------------------------------------------------------------
-    def masks_for(self, protocol: scoring.Protocol) -> dict[str, np.ndarray]:
-        if protocol.name != "stgnf_full":
+    def masks_for(self, protocol: str) -> dict[str, np.ndarray]:
+        """The labelled clips a protocol evaluates: the dataset's masks, or the full set for stgnf_full."""
+        if protocol != "stgnf_full":
             return self.test.masks
         if not self.full_masks_dir:
             raise DataError(f"{self.name}: the stgnf_full protocol needs dataset.full_masks (a folder of .npy masks)")
@@ -186,7 +186,7 @@ class PoseDataModule(L.LightningDataModule):
             raise ValueError(f"{self.name}: scores for {len(index)} of {self.test_set.n} test windows")
         return [
             scoring.evaluate_protocol(
-                p, self.masks_for(p), self.test_clip[index], self.test_frame[index], score, self.name,
+                p, self.masks_for(p.name), self.test_clip[index], self.test_frame[index], score, self.name,
                 win_person=self.test_person[index], seg_len=self.seg_len,
             )
             for p in self.protocols

@@ -36,6 +36,11 @@ FALLBACK = {
 }
 
 
+def track_of_rows(track_ptr: np.ndarray) -> np.ndarray:
+    """(R,) index of the track each row belongs to, from the (N_tracks + 1,) row offsets."""
+    return np.repeat(np.arange(len(track_ptr) - 1), np.diff(track_ptr))
+
+
 @dataclass
 class PreparedSplit:
     """All tracks of a split as contiguous arrays (rows sorted by track, then frame)."""
@@ -73,6 +78,10 @@ class PreparedSplit:
     def n_tracks(self) -> int:
         return len(self.track_person)
 
+    def clip_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Clip index (into ``clips``) of the given rows."""
+        return self.track_clip[track_of_rows(self.track_ptr)[rows]]
+
 
 def prepare_split(raw: RawSplit, missing_joints: str = "impute", conf_threshold: float = 0.0, where: str = "") -> PreparedSplit:
     if missing_joints not in ("impute", "zeros"):
@@ -90,7 +99,7 @@ def prepare_split(raw: RawSplit, missing_joints: str = "impute", conf_threshold:
     xy17 = kp17[..., :2].copy()
     if missing_joints == "impute":
         keep = vis17.any(1)  # a row with no joint is a missing frame
-        track_id = np.repeat(np.arange(len(tracks)), lengths)[keep]
+        track_id = track_of_rows(np.r_[0, np.cumsum(lengths)])[keep]
         xy17, vis17, frames = xy17[keep], vis17[keep], frames[keep]
         lengths = np.bincount(track_id, minlength=len(tracks)).astype(np.int64)
         xy17 = impute_missing(xy17, vis17, frames, lengths)

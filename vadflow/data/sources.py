@@ -19,20 +19,13 @@ log = logging.getLogger(__name__)
 # HR-ShanghaiTech / HR-Avenue as released with MPED-RNN: (archive, folder inside it)
 MPEDRNN_ARCHIVE = "mpedrnn-hr.tar.xz"
 CSV_BATCH = 2000  # track files parsed per batch
-_HR_LAYOUT = {
-    # split -> regex on the path inside the dataset folder; groups build the clip id
-    "hr_shanghaitech": {
-        "folder": "HR-ShanghaiTech",
-        "train": re.compile(r"training/trajectories/\d+/(\d+)_(\d+)/(\d+)\.csv$"),
-        "test": re.compile(r"testing/trajectories/(\d+)/(\d+)/(\d+)\.csv$"),
-        "mask": re.compile(r"testing/frame_level_masks/\d+/(\d+)_(\d+)\.npy$"),
-    },
-    "hr_avenue": {
-        "folder": "HR-Avenue",
-        "train": re.compile(r"training/trajectories/\d+/(\d+)_(\d+)/(\d+)\.csv$"),
-        "test": re.compile(r"testing/trajectories/(\d+)/(\d+)/(\d+)\.csv$"),
-        "mask": re.compile(r"testing/frame_level_masks/\d+/(\d+)_(\d+)\.npy$"),
-    },
+_HR_FOLDERS = {"hr_shanghaitech": "HR-ShanghaiTech", "hr_avenue": "HR-Avenue"}
+# both HR datasets share one layout: kind -> regex on the path inside the dataset folder;
+# groups build the clip id (and the track id)
+_HR_PATHS = {
+    "train": re.compile(r"training/trajectories/\d+/(\d+)_(\d+)/(\d+)\.csv$"),
+    "test": re.compile(r"testing/trajectories/(\d+)/(\d+)/(\d+)\.csv$"),
+    "mask": re.compile(r"testing/frame_level_masks/\d+/(\d+)_(\d+)\.npy$"),
 }
 
 
@@ -50,8 +43,8 @@ def _locate(data_root: Path, candidates: list[str], what: str) -> Path:
 def source_files(name: str, data_root: str | Path) -> list[Path]:
     """The files or folders a dataset is read from; their fingerprints key the cache."""
     root = Path(data_root)
-    if name in _HR_LAYOUT:
-        return [_locate(root, [_HR_LAYOUT[name]["folder"], MPEDRNN_ARCHIVE], name)]
+    if name in _HR_FOLDERS:
+        return [_locate(root, [_HR_FOLDERS[name], MPEDRNN_ARCHIVE], name)]
     if name == "poselift":
         return [_locate(root, ["PoseLift", "poselift.tar.xz"], name)]
     if name == "shanghaitech_sample":
@@ -69,7 +62,7 @@ def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None) ->
         return generate_synthetic(**(synthetic or {}))
     sources = source_files(name, data_root)
     skips = SkipLog()
-    if name in _HR_LAYOUT:
+    if name in _HR_FOLDERS:
         train, test = _load_mpedrnn(name, sources[0], skips)
     elif name == "poselift":
         train, test = _load_alphapose_tree(sources[0], "PoseLift", skips)
@@ -82,8 +75,7 @@ def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None) ->
 
 
 def _load_mpedrnn(name: str, source: Path, skips: SkipLog) -> tuple[RawSplit, RawSplit]:
-    layout = _HR_LAYOUT[name]
-    folder = layout["folder"]
+    folder = _HR_FOLDERS[name]
     inner = (lambda p: p) if source.is_dir() else (lambda p: p[len(folder) + 1 :] if p.startswith(folder + "/") else None)
     pending = {"train": [], "test": []}  # raw CSV bytes not parsed yet
     tracks: dict[str, list[Track]] = {"train": [], "test": []}
@@ -100,11 +92,11 @@ def _load_mpedrnn(name: str, source: Path, skips: SkipLog) -> tuple[RawSplit, Ra
 
     for path, data in _progress(iter_files(source, keep), f"reading {name}"):
         rel = inner(path)
-        if (m := layout["mask"].search(rel)) is not None:
+        if (m := _HR_PATHS["mask"].search(rel)) is not None:
             masks[f"{m.group(1)}_{m.group(2)}"] = parse_mask(path, data)
             continue
         for split in ("train", "test"):
-            if (m := layout[split].search(rel)) is not None:
+            if (m := _HR_PATHS[split].search(rel)) is not None:
                 pending[split].append((path, data))
                 ids[path] = (f"{m.group(1)}_{m.group(2)}", int(m.group(3)))
                 if len(pending[split]) >= CSV_BATCH:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vadflow.data.prepare_arrays import track_of_rows
+
 
 def window_starts(
     frames: np.ndarray, track_ptr: np.ndarray, seg_len: int, stride: int, max_missing: int = 2, official_quirks: bool = False
@@ -27,11 +29,11 @@ def window_starts(
     if counts.sum() == 0:
         return np.zeros(0, np.int64)
     track_id = np.repeat(np.arange(len(lengths)), counts)
-    first = np.repeat(track_ptr[:-1] + 0, counts)
+    first = np.repeat(track_ptr[:-1], counts)
     rank = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     starts = first + stride * rank
     # frames present inside [s, s + T): count positions with frame < s + T within the same track
-    key = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths) * (1 << 32) + frames
+    key = track_of_rows(track_ptr).astype(np.int64) * (1 << 32) + frames
     start_key = track_id * (1 << 32) + frames[starts]
     present = np.minimum(np.searchsorted(key, start_key + seg_len, side="left") - starts, seg_len)
     return starts[present >= seg_len - max_missing].astype(np.int64)
