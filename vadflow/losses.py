@@ -1,13 +1,90 @@
-"""Training objectives over per-sample quantities. Methods hand them per-sample values; the
-objective reduces them to the scalar that is optimised (``conf/loss``)."""
+"""Training objectives (``conf/loss``): how a method's per-sample loss terms become the optimised
+scalar.
+
+A method's ``loss(batch)`` computes named per-sample terms, each a ``(B,)`` tensor -- ``nll`` for a
+flow, ``recon``/``kl`` for a VAE, ``commit``/``codebook``/``token_nll`` for a VQ model -- and hands
+them to its objective::
+
+    total_i = sum_k w_k * term_k[i]          (per sample)
+    loss    = reduce(total)                  (mean, or AWAM's weighted mean)
+
+``w_k`` comes from the loss config's ``weights``, else from the method's own defaults, else 1. So
+every loss composes with every method: a loss config only re-weights the terms it names, and
+AWAM's re-weighting works on any method's per-sample total.
+"""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 
-class MeanNLL(nn.Module):
-    """Plain maximum likelihood: the mean of the per-sample NLL (bits per dimension)."""
+class Objective(nn.Module):
+    """Weighted sum of per-sample terms, averaged over the batch (plain maximum likelihood when the
+    only term is ``nll``)."""
 
-    def forward(self, nll: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
-        return nll.mean()
+    def __init__(self, weights: dict | None = None):
+        super().__init__()
+        self.weights = {k: float(v) for k, v in (weights or {}).items()}
+
+    def per_sample(self, terms: dict[str, torch.Tensor], defaults: dict | None = None) -> torch.Tensor:
+        defaults = defaults or {}
+        total = None
+        for name, value in terms.items():
+            w = self.weights.get(name, defaults.get(name, 1.0))
+            if w == 0.0:
+                continue
+            part = w * value.float()
+            total = part if total is None else total + part
+        if total is None:
+            raise ValueError(f"every loss term has weight 0: {sorted(terms)}")
+        return total
+
+    def reduce(self, total: torch.Tensor, batch: dict | None) -> torch.Tensor:
+        return total.mean()
+
+    def forward(self, terms: dict[str, torch.Tensor] | torch.Tensor, batch: dict | None = None, defaults: dict | None = None) -> torch.Tensor:
+        if torch.is_tensor(terms):
+            terms = {"nll": terms}
+        return self.reduce(self.per_sample(terms, defaults), batch)
+
+
+class MeanNLL(Objective):
+    """Maximum likelihood: the batch mean of the per-sample NLL (bits per dimension for flows; the
+    negative ELBO, an upper bound of the NLL, for VAEs)."""
+
+
+class AWAM(Objective):
+    """Adaptive Weighted Approximation Mass (DSNF; reconstructed -- the paper gives only its aim).
+
+    DSNF's AWAM puts stronger constraints where the model discriminates poorly. Here a sample's
+    difficulty is its per-sample loss ``l_i`` (NLL for a flow): normal training windows the model
+    still finds unlikely lie where the density is least discriminative. With ``u_i`` the batch-
+    standardised, detached ``l_i``::
+
+        s_i = B * softmax(u / tau)_i                 (mean 1 over the batch)
+        w_i = min((1 - lam) + lam * s_i, w_max)
+        loss = sum_i w_i * l_i / sum_i w_i
+
+    ``tau`` (temperature) sets how sharply weight moves to hard samples, ``lam`` mixes with uniform
+    weights (0 = plain mean), ``w_max`` caps a single window's influence (robust to outliers, e.g.
+    a contaminated training set). Dividing by ``sum w`` keeps the loss on the NLL scale. The weights
+    are detached: they steer where the gradient goes, they are not optimised themselves.
+    """
+
+    def __init__(self, tau: float = 1.0, lam: float = 0.5, w_max: float = 5.0, weights: dict | None = None):
+        super().__init__(weights)
+        if tau <= 0 or not 0 <= lam <= 1 or w_max < 1:
+            raise ValueError(f"AWAM needs tau > 0, 0 <= lam <= 1, w_max >= 1 (got {tau}, {lam}, {w_max})")
+        self.tau, self.lam, self.w_max = float(tau), float(lam), float(w_max)
+
+    def sample_weights(self, total: torch.Tensor) -> torch.Tensor:
+        l = total.detach().float()
+        if l.numel() < 2:
+            return torch.ones_like(l)
+        u = (l - l.mean()) / (l.std() + 1e-6)
+        s = l.numel() * torch.softmax(u / self.tau, dim=0)
+        return ((1 - self.lam) + self.lam * s).clamp(max=self.w_max)
+
+    def reduce(self, total: torch.Tensor, batch: dict | None) -> torch.Tensor:
+        w = self.sample_weights(total)
+        return (w * total).sum() / w.sum()

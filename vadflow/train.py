@@ -114,10 +114,25 @@ def run_training(cfg: DictConfig) -> dict:
         finish_wandb(failed)
 
 
+def fit_statistics(method, dm: PoseDataModule) -> None:
+    """Methods that need statistics of the training data after training (score standardisation,
+    an untrained model's ActNorm) define ``fit_statistics(loader)``. It runs in this process on
+    every training window in a fixed order, so every rank and every strategy gets the same values."""
+    if not hasattr(method, "fit_statistics"):
+        return
+    if dm.train_set is None:  # spawned strategies set the datamodule up in other processes
+        dm.setup("fit")
+    method.fit_statistics(dm.statistics_dataloader())
+
+
 def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int) -> dict:
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir))
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    if int(cfg.trainer.max_epochs) > 0:
+        trainer.fit(module, datamodule=dm)
+    else:  # e.g. DA-Flow's random_projection mode: nothing is trained
+        log.info("trainer.max_epochs=0: no training")
+    fit_statistics(method, dm)
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     trainer.test(module, datamodule=dm, verbose=False)

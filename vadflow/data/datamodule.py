@@ -156,6 +156,16 @@ class PoseDataModule(L.LightningDataModule):
         bs = max(1, self.batch_size // self._world_size())  # configs give the global batch
         return DataLoader(self.train_set, batch_size=bs, shuffle=True, collate_fn=identity_collate, drop_last=False)
 
+    def statistics_dataloader(self, max_windows: int | None = None):
+        """Training windows in a fixed order, without flips or a distributed sampler: for methods
+        that fit statistics after training (the same on every rank). ``max_windows`` takes an
+        evenly spaced subset."""
+        starts = self.train_set.starts.numpy()
+        if max_windows and len(starts) > max_windows:
+            starts = starts[np.linspace(0, len(starts) - 1, max_windows).astype(np.int64)]
+        ds = WindowDataset(starts, self.train_set.builder)
+        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, collate_fn=identity_collate)
+
     def test_dataloader(self):
         return DataLoader(self.test_set, batch_size=self.eval_batch_size, shuffle=False, collate_fn=identity_collate)
 

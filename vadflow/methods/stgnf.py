@@ -49,7 +49,7 @@ class STGNF(nn.Module):
 
     def loss(self, batch: dict) -> dict:
         nll = self.nll(batch["x"])
-        return {"loss": self.objective(nll, batch), "nll": nll.detach().mean()}
+        return {"loss": self.objective({"nll": nll}, batch), "nll": nll.detach().mean()}
 
     def score(self, batch: dict) -> torch.Tensor:
         return self.nll(batch["x"])
