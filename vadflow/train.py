@@ -128,10 +128,10 @@ def fit_statistics(method, dm: PoseDataModule) -> None:
 def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int) -> dict:
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir))
     t0 = time.perf_counter()
-    if int(cfg.trainer.max_epochs) > 0:
+    if int(cfg.trainer.max_epochs) > 0 and count_trainable(method) > 0:
         trainer.fit(module, datamodule=dm)
     else:  # e.g. DA-Flow's random_projection mode: nothing is trained
-        log.info("trainer.max_epochs=0: no training")
+        log.info("no training: %d epochs, %d trainable parameters", int(cfg.trainer.max_epochs), count_trainable(method))
     fit_statistics(method, dm)
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()

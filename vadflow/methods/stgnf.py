@@ -36,12 +36,14 @@ class STGNF(nn.Module):
         kernel = temporal_kernel or seg_len // 2 + 1
         A = torch.from_numpy(uniform_adjacency(n_joints, max_hop=max_hop))
         half = in_channels // 2
-        steps = [
-            FlowStep(in_channels, STGCNBlock(half, 2 * (in_channels - half), kernel, A, residual=k > 0))
-            for k in range(K)
-        ]
+        steps = [FlowStep(in_channels, self.coupling_net(k, half, 2 * (in_channels - half), kernel, A)) for k in range(K)]
         self.flow = Flow(steps)
         self.objective = objective if objective is not None else MeanNLL()
+
+    def coupling_net(self, k: int, in_channels: int, out_channels: int, kernel: int, A: torch.Tensor) -> nn.Module:
+        """The network of step k's affine coupling (z1 -> shift, scale). DA-Flow and DSNF override
+        this and nothing else of the flow."""
+        return STGCNBlock(in_channels, out_channels, kernel, A, residual=k > 0)
 
     def nll(self, x: torch.Tensor) -> torch.Tensor:
         z, logdet = self.flow(x)

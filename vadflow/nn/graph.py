@@ -21,6 +21,18 @@ BODY_PARTS = {
 }
 
 
+# the body parts as a tree rooted at the torso (indices into BODY_PARTS' order): a hierarchy
+PART_EDGES = [(0, 1), (1, 2), (1, 3), (1, 4), (1, 5)]
+
+
+def part_adjacency(n_parts: int = len(BODY_PARTS), edges=PART_EDGES) -> np.ndarray:
+    """Body-part tree with self loops, column-normalised. Shape (P, P)."""
+    adj = np.eye(n_parts)
+    for i, j in edges:
+        adj[i, j] = adj[j, i] = 1
+    return (adj / adj.sum(0, keepdims=True)).astype(np.float32)
+
+
 def hop_distance(n: int, edges, max_hop: int) -> np.ndarray:
     adj = np.eye(n)
     for i, j in edges:

@@ -1,0 +1,145 @@
+"""DA-Flow, DSNF (reconstructions) and the AWAM loss: exact flows, hyperbolic maths against
+geoopt, untrained modes, bf16 stability."""
+import numpy as np
+import pytest
+import torch
+
+from vadflow.losses import AWAM, MeanNLL, Objective
+from vadflow.methods.daflow import DAFlow
+from vadflow.methods.dsnf import DSNF
+from vadflow.nn import hyperbolic as hyp
+from vadflow.nn.attention import DualAttention
+from vadflow.train import run_training
+
+from .conftest import compose
+
+
+def _perturbed(model):
+    """Random, non-trivial weights (a fresh flow is close to the identity), in float64, eval mode."""
+    torch.manual_seed(0)
+    model = model.double()
+    for p in model.parameters():
+        p.data += 0.1 * torch.randn_like(p)
+    return model.eval()
+
+
+@pytest.mark.parametrize("make", [lambda: DAFlow(seg_len=8), lambda: DSNF(seg_len=8), lambda: DSNF(seg_len=8, hyp_graph="joints")])
+def test_log_determinant_is_exact(make):
+    model = _perturbed(make())
+    x = torch.randn(1, 2, 8, 18, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda v: model.flow(v.view(1, 2, 8, 18))[0].flatten(), x.flatten())
+    _, logdet = model.flow(x)
+    assert logdet.item() == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-7)
+
+
+def test_models_stay_tiny():
+    n = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    assert 616 < n(DAFlow()) < 1500 and 616 < n(DSNF()) < 2000
+    assert n(DAFlow(frame_attention=False)) < n(DAFlow())
+
+
+def test_dual_attention_gates_frames_and_body_parts():
+    att = DualAttention(2)
+    h = torch.randn(3, 2, 24, 18)
+    g_frame, g_skel = att.gates(h)
+    assert g_frame.shape == (3, 2, 24, 1) and g_skel.shape == (3, 2, 24, 18)
+    assert torch.all((g_frame > 0) & (g_frame < 1))
+    # joints of one body part share their skeleton gate
+    assert torch.equal(g_skel[..., 3], g_skel[..., 4])  # right arm
+    assert torch.allclose(att(h), h * (1 + (g_frame + g_skel) / 2))
+    with pytest.raises(ValueError, match="exactly once"):
+        DualAttention(2, parts={"a": [0, 1]})
+
+
+def test_random_projection_mode_trains_nothing_and_scores(tiny_overrides, tmp_path):
+    record = run_training(compose("train", tiny_overrides + ["method=daflow_random"]))
+    assert record["n_params"] == 0 and 0 <= record["auc"] <= 1
+    ckpt = torch.load(tmp_path / "run" / "model.ckpt", weights_only=True)
+    actnorm = [v for k, v in ckpt["state_dict"].items() if k.endswith("actnorm.initialized")]
+    assert actnorm and all(int(v) == 1 for v in actnorm)  # ActNorm saw one training batch
+
+
+def test_random_projection_fits_a_gaussian_to_the_projected_windows():
+    model = DAFlow(seg_len=4, mode="random_projection", random_kind="projection")
+    x = torch.randn(500, 2, 4, 18) * 2 + 1
+    model.fit_statistics([{"x": x[:250]}, {"x": x[250:]}])
+    z = x.flatten(1) @ model.projection.t()
+    assert torch.allclose(model.z_mean, z.mean(0), atol=1e-4)
+    assert torch.allclose(model.z_var, z.var(0, unbiased=False), rtol=1e-3)
+    far = model.score({"x": x[:5] + 10})
+    assert torch.all(far > model.score({"x": x[:5]}))
+
+
+# -- hyperbolic maths: our channel-first ops against geoopt's -----------------------------------
+@pytest.fixture(params=[1.0, 0.5])
+def ball(request):
+    return hyp.poincare_ball(request.param)
+
+
+def test_ball_operations_match_geoopt(ball):
+    torch.manual_seed(0)
+    c = ball.c
+    u = torch.randn(7, 4, dtype=torch.float64)
+    v = torch.randn(7, 4, dtype=torch.float64) * 0.3
+    x, y = ball.expmap0(u), ball.expmap0(v)
+    cf = lambda t: t.t()[None, :, :, None]  # (7, 4) -> (1, 4, 7, 1): channel-first  # noqa: E731
+    back = lambda t: t[0, :, :, 0].t()  # noqa: E731
+    torch.testing.assert_close(back(hyp.expmap0(cf(u), c)), x)
+    torch.testing.assert_close(back(hyp.logmap0(cf(x), c)), ball.logmap0(x))
+    torch.testing.assert_close(back(hyp.mobius_add(cf(x), cf(y), c)), ball.mobius_add(x, y))
+    torch.testing.assert_close(back(hyp.lambda_x(cf(x), c)), ball.lambda_x(x, keepdim=True))
+    W = torch.randn(4, 4, dtype=torch.float64)
+    torch.testing.assert_close(back(hyp.expmap0(cf(u @ W.t()), c)), ball.mobius_matvec(W, x))  # identity used in the layer
+
+
+def test_gyromidpoint_matches_geoopt(ball):
+    torch.manual_seed(1)
+    x = ball.expmap0(torch.randn(5, 3, dtype=torch.float64))
+    w = torch.rand(5, dtype=torch.float64)
+    ours = hyp.gyromidpoint(x.t()[None, :, None, :], w[:, None], ball.c)  # (1, 3, 1, 1)
+    ref = ball.weighted_midpoint(x, w, reducedim=[0])
+    torch.testing.assert_close(ours[0, :, 0, 0], ref)
+    # a point is its own midpoint; far points pull harder than a Euclidean mean would
+    torch.testing.assert_close(hyp.gyromidpoint(x.t()[None, :, None, :1], torch.ones(1, 1, dtype=torch.float64), ball.c)[0, :, 0, 0], x[0])
+
+
+def test_hyperbolic_branch_survives_extreme_inputs_in_bf16():
+    model = DSNF(seg_len=8, learnable_curvature=True)
+    x = torch.randn(4, 2, 8, 18) * 1e4
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.loss({"x": x})
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+    assert model.ball.isp_c.grad is not None and torch.isfinite(model.ball.isp_c.grad)
+
+
+# -- AWAM -------------------------------------------------------------------------------------
+def test_awam_weights_follow_the_documented_formula():
+    l = torch.tensor([1.0, 2.0, 3.0, 10.0])
+    awam = AWAM(tau=1.0, lam=0.5, w_max=100.0)
+    u = (l - l.mean()) / (l.std() + 1e-6)
+    expected = 0.5 + 0.5 * 4 * torch.softmax(u, 0)
+    torch.testing.assert_close(awam.sample_weights(l), expected)
+    assert awam(l) == pytest.approx(float((expected * l).sum() / expected.sum()))
+    assert awam(l) > MeanNLL()(l)  # hard samples weigh more
+    assert AWAM(lam=0.0)(l) == pytest.approx(float(l.mean()))
+    assert AWAM(tau=0.01, lam=1.0, w_max=2.0).sample_weights(l).max() == 2.0
+    with pytest.raises(ValueError):
+        AWAM(tau=0.0)
+
+
+def test_objective_weights_named_terms_over_method_defaults():
+    terms = {"nll": torch.tensor([1.0, 3.0]), "commit": torch.tensor([2.0, 2.0])}
+    assert Objective()(terms) == pytest.approx(4.0)
+    assert Objective({"commit": 0.25})(terms, defaults={"commit": 0.5}) == pytest.approx(2.5)
+    assert Objective()(terms, defaults={"commit": 0.5}) == pytest.approx(3.0)
+    awam_grad = torch.tensor([1.0, 5.0], requires_grad=True)
+    AWAM()(awam_grad).backward()
+    assert awam_grad.grad[1] > awam_grad.grad[0] > 0  # weights are detached constants
+
+
+@pytest.mark.parametrize("method,loss", [("daflow", "nll"), ("daflow", "awam"), ("dsnf", "awam"), ("dsnf", "nll")])
+def test_trains_end_to_end_in_bf16(method, loss, tiny_overrides, tmp_path):
+    record = run_training(compose("train", tiny_overrides + [f"method={method}", f"loss={loss}", "trainer.precision=bf16-mixed"]))
+    scores = np.load(tmp_path / "run" / "window_scores.npz")["score"]
+    assert np.isfinite(scores).all() and 0 <= record["auc"] <= 1 and record["method"] == method

@@ -1,0 +1,106 @@
+"""DA-Flow (Wu et al., arXiv 2406.02976), reconstructed from the abstract: STG-NF with a Dual
+Attention Module (frame attention + body-part skeleton attention, ``vadflow.nn.attention``)
+after each coupling network's graph/temporal convolution. Everything else -- flow steps, prior
+N(R, I), NLL in bits per dimension, windows, scoring -- is STG-NF's.
+
+``mode=random_projection`` checks the paper's claim that an *untrained* model already detects
+anomalies. Nothing is trained (run it with ``method=daflow_random``, 0 epochs):
+
+* ``random_kind=flow``: the randomly initialised DA-Flow; only ActNorm's data-dependent
+  initialisation sees training windows (one batch, no gradient step). Score: NLL under N(R, I).
+* ``random_kind=projection``: z = W x with a random Gaussian square W (invertible with
+  probability 1, no dimensionality reduction). Score: NLL of z under a diagonal Gaussian whose
+  mean and variance are the statistics of W x over the training windows.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vadflow.methods.stgnf import STGNF
+from vadflow.nn.attention import DualAttention
+from vadflow.nn.flow import ActNorm
+from vadflow.nn.stgcn import STGCNBlock
+
+
+class AttentiveCoupling(nn.Module):
+    """ST-GCN block (graph + temporal conv) followed by the Dual Attention Module."""
+
+    def __init__(self, block: STGCNBlock, attention: DualAttention):
+        super().__init__()
+        self.block = block
+        self.attention = attention
+
+    def forward(self, z1: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.attention(self.block(z1, cond))
+
+
+class DAFlow(STGNF):
+    def __init__(
+        self,
+        seg_len: int = 24,
+        n_joints: int = 18,
+        in_channels: int = 2,
+        K: int = 8,
+        R: float = 3.0,
+        temporal_kernel: int | None = None,
+        max_hop: int = 8,
+        frame_attention: bool = True,
+        skeleton_attention: bool = True,
+        frame_kernel: int = 3,
+        body_parts: dict | None = None,
+        mode: str = "train",
+        random_kind: str = "flow",
+        seed: int = 0,
+        objective: nn.Module | None = None,
+    ):
+        if mode not in ("train", "random_projection") or random_kind not in ("flow", "projection"):
+            raise ValueError(f"DA-Flow: mode must be train|random_projection and random_kind flow|projection, got {mode}, {random_kind}")
+        self._attention_args = dict(n_joints=n_joints, parts=body_parts, frame_kernel=frame_kernel,
+                                    frame=frame_attention, skeleton=skeleton_attention)
+        super().__init__(seg_len, n_joints, in_channels, K, R, temporal_kernel, max_hop, objective)
+        self.mode, self.random_kind = mode, random_kind
+        if mode == "random_projection":
+            self.requires_grad_(False)  # nothing is trained
+            d = in_channels * seg_len * n_joints
+            g = torch.Generator().manual_seed(seed)
+            if random_kind == "projection":
+                self.register_buffer("projection", torch.randn(d, d, generator=g) / math.sqrt(d))
+                self.register_buffer("z_mean", torch.zeros(d))
+                self.register_buffer("z_var", torch.ones(d))
+
+    def coupling_net(self, k, in_channels, out_channels, kernel, A):
+        block = super().coupling_net(k, in_channels, out_channels, kernel, A)
+        return AttentiveCoupling(block, DualAttention(out_channels, **self._attention_args))
+
+    def nll(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "random_projection" and self.random_kind == "projection":
+            z = x.float().flatten(1) @ self.projection.t()
+            lp = -0.5 * ((z - self.z_mean) ** 2 / self.z_var + torch.log(2 * math.pi * self.z_var))
+            return -lp.sum(1) / (math.log(2.0) * z.shape[1])  # bits per dimension, like the flow
+        return super().nll(x)
+
+    @torch.no_grad()
+    def fit_statistics(self, loader) -> None:
+        """Untrained modes only: ActNorm's data-dependent init (flow) or the Gaussian of W x (projection)."""
+        if self.mode != "random_projection":
+            return
+        was_training = self.training
+        self.eval()
+        if self.random_kind == "flow":
+            for m in self.modules():
+                if isinstance(m, ActNorm):
+                    m.train()  # only ActNorm initialises; BatchNorm keeps its untouched running stats
+            batch = next(iter(loader))
+            self.flow(batch["x"])
+        else:
+            n, s, sq = 0, 0.0, 0.0
+            for batch in loader:
+                z = batch["x"].float().flatten(1) @ self.projection.t()
+                n, s, sq = n + z.shape[0], s + z.sum(0).double(), sq + (z.double() ** 2).sum(0)
+            mean = s / n
+            self.z_mean.copy_(mean.float())
+            self.z_var.copy_((sq / n - mean**2).clamp_min(1e-6).float())
+        self.train(was_training)

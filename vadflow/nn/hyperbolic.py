@@ -1,0 +1,121 @@
+"""Hyperbolic graph convolution on the Poincare ball (DSNF's hyperbolic branch, reconstructed).
+
+Per (frame, joint), a feature vector is a point on geoopt's Poincare ball (curvature c, fixed or
+learnable). One layer:
+
+1. a Mobius matrix-vector product and Mobius addition of a bias point (a gyro-translation, a
+   non-linear map of the ball);
+2. aggregation over skeleton neighbours by the weighted *gyromidpoint*
+   ``m = 1/2 (x) (sum_j a_j lambda_j x_j / sum_j a_j (lambda_j - 1))``, conformal factor
+   ``lambda_x = 2 / (1 - c |x|^2)``: points far from the origin (deep in the hierarchy) weigh
+   more, which is what makes the aggregation hyperbolic rather than a Euclidean mean;
+3. a temporal convolution in the tangent space at the origin (``logmap0``).
+
+The output is a tangent vector field (B, O, T, V), ready to fuse with a Euclidean branch.
+
+The ball operations are written out here in channel-first layout (B, C, T, V), with the norm as
+``sqrt(sum(x^2, dim=1))``: geoopt's own functions reduce over the last dimension, and on these
+tiny (C = 4) feature vectors that made DSNF ~30x slower than STG-NF. ``tests/test_dsnf.py`` checks
+each function against geoopt's. One identity saves work: ``W (x) expmap0(u) = expmap0(W u)``.
+
+Numerics: fp32 with autocast off (artanh/tanh near the boundary lose all precision in bf16);
+tangent vectors are clipped to ``max_tangent_norm`` before ``expmap0`` and points are projected
+to radius (1 - 1e-5)/sqrt(c), so logmap0 never sees the boundary.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vadflow.nn.stgcn import temporal_conv
+
+BALL_EPS = 1e-5
+
+
+def poincare_ball(curvature: float = 1.0, learnable: bool = False):
+    import geoopt  # lazily: only DSNF needs it
+
+    return geoopt.PoincareBall(c=float(curvature), learnable=learnable)
+
+
+def _norm(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    return (x * x).sum(dim, keepdim=True).clamp_min(1e-15).sqrt()
+
+
+def _artanh(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(-1 + 1e-7, 1 - 1e-7)
+    return 0.5 * (torch.log1p(x) - torch.log1p(-x))
+
+
+def clip_norm(u: torch.Tensor, max_norm: float, dim: int = 1) -> torch.Tensor:
+    return u * (max_norm / _norm(u, dim)).clamp(max=1.0)
+
+
+def project(x: torch.Tensor, c: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    max_norm = (1 - BALL_EPS) / c.sqrt()
+    return x * (max_norm / _norm(x, dim)).clamp(max=1.0)
+
+
+def expmap0(u: torch.Tensor, c: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    sc = c.sqrt()
+    n = _norm(u, dim)
+    return project(torch.tanh(sc * n) * u / (sc * n), c, dim)
+
+
+def logmap0(y: torch.Tensor, c: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    sc = c.sqrt()
+    n = _norm(y, dim)
+    return _artanh(sc * n) * y / (sc * n)
+
+
+def mobius_add(x: torch.Tensor, y: torch.Tensor, c: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    xy = (x * y).sum(dim, keepdim=True)
+    x2 = (x * x).sum(dim, keepdim=True)
+    y2 = (y * y).sum(dim, keepdim=True)
+    num = (1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y
+    return project(num / (1 + 2 * c * xy + c**2 * x2 * y2).clamp_min(1e-15), c, dim)
+
+
+def lambda_x(x: torch.Tensor, c: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    return 2 / (1 - c * (x * x).sum(dim, keepdim=True)).clamp_min(1e-15)
+
+
+def mobius_scalar_mul(r: float, x: torch.Tensor, c: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    sc = c.sqrt()
+    n = _norm(x, dim)
+    return project(torch.tanh(r * _artanh(sc * n)) * x / (sc * n), c, dim)
+
+
+def gyromidpoint(x: torch.Tensor, A: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Weighted gyromidpoints over the last axis: x (B, C, T, V) on the ball, A (V, W) non-negative
+    weights (column w = the neighbours of output node w). Returns (B, C, T, W) on the ball."""
+    lam = lambda_x(x, c)
+    num = torch.einsum("bctv,vw->bctw", lam * x, A)
+    den = torch.einsum("bctv,vw->bctw", lam - 1.0, A).clamp_min(1e-6)  # lambda >= 2 > 1
+    return mobius_scalar_mul(0.5, project(num / den, c), c)
+
+
+class HyperbolicGraphConv(nn.Module):
+    """(B, C, T, V) tangent features -> (B, O, T, V) tangent features, computed on the ball.
+    ``A`` (V, V): non-negative aggregation weights (column w = the neighbours of joint w)."""
+
+    def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, ball, temporal_kernel: int = 3,
+                 max_tangent_norm: float = 2.0):
+        super().__init__()
+        self.ball = ball
+        self.max_tangent_norm = float(max_tangent_norm)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels) / in_channels**0.5)
+        self.bias = nn.Parameter(0.01 * torch.randn(1, out_channels, 1, 1))  # tangent vector of the bias point
+        self.register_buffer("A", A.clone(), persistent=False)
+        self.temporal = nn.Conv2d(out_channels, out_channels, (temporal_kernel, 1), padding=(temporal_kernel // 2, 0))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            if u.dtype in (torch.float16, torch.bfloat16):
+                u = u.float()
+            c = self.ball.c.to(u.dtype)
+            u = clip_norm(u, self.max_tangent_norm)
+            x = expmap0(torch.einsum("oc,bctv->botv", self.weight.to(u.dtype), u), c)  # = Mobius matvec of expmap0(u)
+            x = mobius_add(x, expmap0(clip_norm(self.bias.to(u.dtype), self.max_tangent_norm), c), c)
+            t = logmap0(gyromidpoint(x, self.A, c), c)  # aggregate skeleton neighbours on the ball
+            return temporal_conv(self.temporal, t)
