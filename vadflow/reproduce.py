@@ -1,6 +1,10 @@
 """make reproduce-table: run the missing or stale cells of ``experiments/table.yaml``, then write
 ``experiments/results/table.{md,csv,png}``.
 
+A spec may add ``variants`` (name -> extra overrides: noise levels, contamination fractions...),
+a third axis of the grid, and ``name`` (the output file stem). ``experiments/robustness_*.yaml``
+use both: ``python -m vadflow.reproduce --spec experiments/robustness_noise.yaml``.
+
 A cell (method, dataset, seed) is fresh when its ``metrics.json`` carries the same key: a hash of
 its fully resolved config (paths excluded) and the current git commit. Cells run as separate
 ``vadflow-train`` processes, ``jobs`` at a time; a crashed cell is reported and the rest go on.
@@ -60,27 +64,27 @@ def run_cell(overrides: list[str], run_dir: Path, key: str, threads: int) -> tup
     return True, "ok"
 
 
-def summarise(cells: list[dict], out: Path) -> str:
+def summarise(cells: list[dict], out: Path, name: str = "table") -> str:
     rows = {}
     for cell in cells:
         metrics_file = cell["dir"] / "metrics.json"
         if not metrics_file.is_file():
             continue
         m = json.loads(metrics_file.read_text())
-        rows.setdefault((cell["method"], cell["dataset"]), []).append(m)
-    header = ["method", "dataset", "seeds", "headline protocol", "AUC (mean ± std)", "STG-NF protocol AUC", "params",
+        rows.setdefault((cell["method"], cell["dataset"], cell["variant"]), []).append(m)
+    header = ["method", "dataset", "variant", "seeds", "headline protocol", "AUC (mean ± std)", "STG-NF protocol AUC", "params",
               "train s", "inference windows/s", "published (paper, own setting)"]
     table, chart = [], []
-    for (method, dataset), ms in sorted(rows.items()):
+    for (method, dataset, variant), ms in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         head = ms[0]["protocol"]
         auc = 100 * np.array([m["auc"] for m in ms])
         stg = 100 * np.array([m["protocols"]["stgnf"]["auc"] for m in ms if "stgnf" in m["protocols"]])
         wps = np.mean([m["n_windows"] / m["eval_seconds"] for m in ms])
-        table.append([method, dataset, ",".join(str(m["seed"]) for m in ms), head, f"{auc.mean():.1f} ± {auc.std():.1f}",
+        table.append([method, dataset, variant or "-", ",".join(str(m["seed"]) for m in ms), head, f"{auc.mean():.1f} ± {auc.std():.1f}",
                       f"{stg.mean():.1f} ± {stg.std():.1f}" if len(stg) else "-", str(ms[0]["n_params"]),
                       f"{np.mean([m['train_seconds'] for m in ms]):.0f}", f"{wps:,.0f}", PUBLISHED.get((method, dataset), "n/a")])
-        chart.append((f"{method}\n{dataset}", auc.mean(), auc.std()))
-    md = write_table(out, "table", header, table)
+        chart.append((f"{method}\n{dataset}" + (f"\n{variant}" if variant else ""), auc.mean(), auc.std()))
+    md = write_table(out, name, header, table)
     if chart:
         import matplotlib
 
@@ -93,7 +97,7 @@ def summarise(cells: list[dict], out: Path) -> str:
         ax.set_ylabel("frame AUC (%), headline protocol")
         ax.set_ylim(40, 100)
         fig.tight_layout()
-        fig.savefig(out / "table.png")
+        fig.savefig(out / f"{name}.png")
         plt.close(fig)
     return md
 
@@ -108,13 +112,16 @@ def main(argv=None) -> int:
     jobs = args.jobs or int(spec.get("jobs", 1))
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     results_dir = ROOT / spec.get("results_dir", "experiments/results/table_runs")
+    name = spec.get("name", "table")
+    variants = spec.get("variants") or {"": []}
     cells = []
     for method in spec["methods"]:
         for dataset in spec["datasets"]:
-            for seed in spec["seeds"]:
-                overrides = cell_overrides(method, dataset, seed, spec.get("overrides", []))
-                cells.append({"method": method, "dataset": dataset, "seed": seed, "overrides": overrides,
-                              "key": cell_key(overrides), "dir": results_dir / method / dataset / f"seed{seed}"})
+            for variant, extra in variants.items():
+                for seed in spec["seeds"]:
+                    overrides = cell_overrides(method, dataset, seed, list(spec.get("overrides", [])) + list(extra))
+                    cells.append({"method": method, "dataset": dataset, "variant": variant, "seed": seed, "overrides": overrides,
+                                  "key": cell_key(overrides), "dir": results_dir / method / dataset / variant / f"seed{seed}"})
     todo = [c for c in cells if not is_fresh(c["dir"], c["key"])]
     print(f"reproduce-table: {len(cells)} cells, {len(cells) - len(todo)} fresh, {len(todo)} to run ({jobs} at a time)")
     t0 = time.perf_counter()
@@ -123,11 +130,11 @@ def main(argv=None) -> int:
         futures = {pool.submit(run_cell, c["overrides"], c["dir"], c["key"], threads): c for c in todo}
         for fut, c in futures.items():
             ok, msg = fut.result()
-            print(f"  {'done  ' if ok else 'FAILED'} {c['method']} {c['dataset']} seed {c['seed']}" + ("" if ok else f": {msg}"))
+            print(f"  {'done  ' if ok else 'FAILED'} {c['method']} {c['dataset']} {c['variant']} seed {c['seed']}" + ("" if ok else f": {msg}"))
             if not ok:
                 failures.append(c)
-    print(summarise(cells, Path(args.out)))
-    print(f"reproduce-table: {time.perf_counter() - t0:.0f} s; {len(failures)} failed; written {args.out}/table.md, .csv, .png")
+    print(summarise(cells, Path(args.out), name))
+    print(f"reproduce-table: {time.perf_counter() - t0:.0f} s; {len(failures)} failed; written {args.out}/{name}.md, .csv, .png")
     return 1 if failures else 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from vadflow import scoring
 from vadflow.data.cache import load_prepared
 from vadflow.data.prepare_arrays import PreparedSplit, track_of_rows
+from vadflow.data.robustness import add_keypoint_noise, contaminate
 from vadflow.data.types import DataError
 from vadflow.data.windows import WindowBuilder, window_starts
 
@@ -76,6 +78,9 @@ class PoseDataModule(L.LightningDataModule):
         window_to_frame=None,
         full_masks: str | None = None,
         val_fraction: float = 0.0,
+        keypoint_noise: float = 0.0,
+        contamination: float | None = None,
+        contamination_clips: float = 0.5,
         synthetic: dict | None = None,
         **_unused,
     ):
@@ -94,6 +99,10 @@ class PoseDataModule(L.LightningDataModule):
         ]
         self.full_masks_dir = full_masks
         self.val_fraction = float(val_fraction)
+        self.keypoint_noise = float(keypoint_noise or 0.0)
+        self.contamination = None if contamination is None else float(contamination)
+        self.contamination_clips = float(contamination_clips)
+        self.held_out_clips: list[str] = []
         self.val_set = None
         self.synthetic = dict(synthetic or {})
         self.train_set = self.test_set = None
@@ -112,14 +121,27 @@ class PoseDataModule(L.LightningDataModule):
         if self.test_set is not None:
             return
         train, test, self.prepare_info = self._load()
-        self.train, self.test = train, test
+        if self.keypoint_noise > 0:  # robustness experiment: a noisier pose estimator
+            train = add_keypoint_noise(train, self.keypoint_noise, self.frame_size, seed=0)
+            test = add_keypoint_noise(test, self.keypoint_noise, self.frame_size, seed=1)
         use_vis = self.missing_joints == "impute"
-        train_starts = window_starts(train.frames, train.track_ptr, self.seg_len, self.train_stride, self.max_missing, self.official_quirks)
-        train_starts, val_starts = self._hold_out_clips(train, train_starts)
-        test_starts = window_starts(test.frames, test.track_ptr, self.seg_len, self.test_stride, self.max_missing, self.official_quirks)
+        starts = lambda split, stride: window_starts(split.frames, split.track_ptr, self.seg_len, stride, self.max_missing, self.official_quirks)  # noqa: E731
+        train_starts, val_starts = self._hold_out_clips(train, starts(train, self.train_stride))
+        test_starts = starts(test, self.test_stride)
+        train_kp, train_vis = train.kp, train.vis
+        if self.contamination is not None:  # robustness experiment: abnormal windows in training
+            keep, contam, self.held_out_clips = contaminate(train_starts, test, starts(test, self.train_stride), self.contamination,
+                                                            self.contamination_clips, self.seg_len)
+            train_kp, train_vis = np.concatenate([train.kp, test.kp]), np.concatenate([train.vis, test.vis])
+            train_starts = np.concatenate([keep, contam + len(train.kp)])  # rows of test after those of train
+            held = np.isin(np.asarray(test.clips)[test.track_clip[track_of_rows(test.track_ptr)[test_starts]]], self.held_out_clips)
+            test_starts = test_starts[~held]
+            test = replace(test, masks={c: m for c, m in test.masks.items() if c not in set(self.held_out_clips)})
+            log.info("%s: %d clips held out of the evaluation (their abnormal windows may be in training)", self.name, len(self.held_out_clips))
+        self.train, self.test = train, test
         if len(test_starts) == 0:
             raise DataError(f"{self.name}: no test track is long enough for a window of {self.seg_len} frames")
-        self.train_set = WindowDataset(train_starts, WindowBuilder(train.kp, train.vis, self.seg_len, self.frame_size, use_vis), self.flip)
+        self.train_set = WindowDataset(train_starts, WindowBuilder(train_kp, train_vis, self.seg_len, self.frame_size, use_vis), self.flip)
         self.test_set = WindowDataset(test_starts, WindowBuilder(test.kp, test.vis, self.seg_len, self.frame_size, use_vis))
         if len(val_starts):
             self.val_set = WindowDataset(val_starts, self.train_set.builder)
@@ -184,6 +206,7 @@ class PoseDataModule(L.LightningDataModule):
 
         folder = Path(self.data_root) / self.full_masks_dir
         masks = {Path(n).stem: parse_mask(str(folder / n), b) for n, b in iter_files(folder, lambda p: p.endswith(".npy"))}
+        masks = {c: m for c, m in masks.items() if c not in set(self.held_out_clips)}
         for clip, hr in self.test.masks.items():
             if clip in masks and len(masks[clip]) != len(hr):
                 raise DataError(f"{folder / clip}.npy: {len(masks[clip])} frames, but the dataset's own mask has {len(hr)}")
