@@ -1,10 +1,12 @@
 """Several processes give the same evaluation as one: padded duplicates removed, AUC computed once
 on the gathered window scores. 2 ``ddp_spawn`` processes on CPU (gloo)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from vadflow.config import CONF_DIR
 from vadflow.evaluate import run_evaluation
 from vadflow.train import run_training
 
@@ -37,8 +39,12 @@ def test_one_and_two_processes_give_the_identical_auc(trained, tmp_path):
     np.testing.assert_allclose(a["score"], b["score"], rtol=1e-6)
 
 
-def test_two_process_training_runs_end_to_end(tiny_overrides, tmp_path):
-    record = run_training(compose("train", tiny_overrides + ["trainer=ddp_cpu"]))
-    assert record["world_size"] == 2 and 0 <= record["auc"] <= 1
+METHODS = sorted(p.stem for p in (Path(CONF_DIR) / "method").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_two_process_training_runs_every_method_end_to_end(method, tiny_overrides, tmp_path):
+    record = run_training(compose("train", tiny_overrides + ["trainer=ddp_cpu", f"method={method}"]))
+    assert record["world_size"] == 2 and 0 <= record["auc"] <= 1 and record["method"] == method
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["n_windows"] == record["n_windows"]

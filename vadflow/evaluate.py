@@ -63,8 +63,34 @@ def run_evaluation(cfg: DictConfig) -> dict:
             with np.printoptions(precision=6, suppress=True, threshold=1_000_000, linewidth=120):
                 print(f"per-frame anomaly scores ({protocol} protocol, clips {', '.join(saved['clips'])}):")
                 print(saved["scores"])
+    if cfg.get("save_maps"):
+        save_score_maps(method, dm, out_dir, dataset_cfg, to_plain(cfg.paths))
     print(f"frame scores written to {out_dir}")
     return record
+
+
+def save_score_maps(method, dm: PoseDataModule, out_dir: Path, dataset_cfg: dict, paths_cfg: dict) -> Path | None:
+    """``score_maps.npz``: per-window, per-frame, per-joint anomaly maps of a method that defines
+    ``score_map(batch) -> (B, T, V)`` (fp32, float16 on disk), with each window's index, score, clip,
+    person and first frame, plus the dataset and paths configs (JSON) so ``vadflow.localize`` can
+    rebuild the windows' coordinates."""
+    if not hasattr(method, "score_map"):
+        log.warning("save_maps: %s has no score_map(batch); nothing written", type(method).__name__)
+        return None
+    import torch
+
+    index, maps, scores = [], [], []
+    with torch.no_grad():
+        for batch in dm.test_dataloader():
+            index.append(batch["index"].numpy())
+            scores.append(method.score(batch).double().numpy())
+            maps.append(method.score_map(batch).float().clamp(-6e4, 6e4).numpy().astype(np.float16))
+    index = np.concatenate(index)
+    path = out_dir / "score_maps.npz"
+    np.savez(path, index=index, maps=np.concatenate(maps), score=np.concatenate(scores), clip=dm.test_clip[index], person=dm.test_person[index],
+             start=dm.test_frame[index] - dm.seg_len // 2, dataset=json.dumps(dataset_cfg), paths=json.dumps(paths_cfg))
+    print(f"score maps written to {path}")
+    return path
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")

@@ -88,3 +88,17 @@ class AWAM(Objective):
     def reduce(self, total: torch.Tensor, batch: dict | None) -> torch.Tensor:
         w = self.sample_weights(total)
         return (w * total).sum() / w.sum()
+
+
+class GMMEnergy(Objective):
+    """GMFC-VAE's objective (reconstructed): the negative ELBO with a Gaussian-mixture prior plus
+    DAGMM-style sample-energy terms, per sample::
+
+        total_i = w_recon * recon_i + w_kl * kl_i + w_energy * energy_i + w_cov * cov
+        loss    = mean_i total_i
+
+    ``recon``: Gaussian NLL of the visible joints, ``kl``: KL(q || mixture prior) (beta = ``w_kl``),
+    ``energy``: mean sample energy E(m) = -log sum_k pi_k N(m; mu_k, Sigma_k) at the posterior means
+    of the visible locations, ``cov``: sum_k sum_d 1 / sigma_kd^2 (keeps the mixture from collapsing
+    onto single points). The weights come from ``weights`` (conf/loss/gmm_energy.yaml). Terms a
+    method does not produce are simply absent, so it composes with any method."""
