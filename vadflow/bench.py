@@ -1,9 +1,10 @@
-"""make bench: speed and memory of STG-NF on HR-ShanghaiTech (needs the data root).
+"""make bench: speed and memory on HR-ShanghaiTech (needs the data root).
 
 Each stage runs in its own process so its wall time and peak RSS are its own:
   1. prepare from the raw archive (cold, into a fresh cache dir), then the cached load;
-  2. training and inference throughput (windows/s) on real batches;
-  3. the official schedule end to end: 8 epochs + test evaluation (``vadflow-train``).
+  2. training and inference throughput (windows/s) on real batches, for every method
+     (``--methods``; each with its experiment preset's loss and optimiser);
+  3. STG-NF's official schedule end to end: 8 epochs + test evaluation (``vadflow-train``).
 Run it on an otherwise idle machine: two PyTorch jobs on two cores slow each other down a lot.
 """
 from __future__ import annotations
@@ -35,20 +36,51 @@ def run_child(cmd: list[str], env=None) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024**2, out
 
 
-def throughput(dataset: str, threads: int, steps: int) -> dict:
-    """Training steps (batch 256, Adamax, grad clip) and full-test-set inference, in-process."""
+def build_method(method: str, dataset: str):
+    """The method as its experiment preset (or its config) builds it, with that loss and optimiser."""
+    import hydra
+    from hydra import compose, initialize_config_dir
+
+    from vadflow.config import CONF_DIR, to_plain
+    from vadflow.module import AnomalyModule
+
+    preset = ROOT / "conf" / "experiment" / method / f"{dataset}.yaml"
+    overrides = [f"experiment={method}/{dataset}"] if preset.is_file() else [f"method={method}", f"dataset={dataset}"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides + ["paths.output_dir=."])
+    model = hydra.utils.instantiate(cfg.method.model, objective=hydra.utils.instantiate(cfg.loss))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = AnomalyModule(model, to_plain(cfg.method.optim)).configure_optimizers()["optimizer"] if params else None
+    return model, opt
+
+
+def throughput(dataset: str, threads: int, steps: int, method: str = "stgnf") -> dict:
+    """Training steps (batch 256, the method's optimiser, grad clip) and full-test-set inference, in-process."""
     import lightning as L
     import torch
 
     from vadflow.data.datamodule import PoseDataModule
-    from vadflow.methods.stgnf import STGNF
 
     torch.set_num_threads(threads)
     L.seed_everything(0, verbose=False)
     dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=str(ROOT / ".cache"), batch_size=256)
     dm.setup()
-    model = STGNF().train()
-    opt = torch.optim.Adamax(model.parameters(), lr=5e-4, foreach=True)
+    model, opt = build_method(method, dataset)
+    model.train()
+    if opt is None:  # nothing to train (DA-Flow's random mode): statistics only
+        t0 = time.perf_counter()
+        if hasattr(model, "fit_statistics"):
+            model.fit_statistics(dm.statistics_dataloader(max_windows=256 * steps))
+        train_wps = float("nan")
+    else:
+        train_wps = _train_steps(model, opt, dm, steps)
+    infer_wps = _inference(model, dm)
+    return {"train windows/s": train_wps, "inference windows/s": infer_wps, "test windows": dm.test_set.n, "train windows/epoch": len(dm.train_set)}
+
+
+def _train_steps(model, opt, dm, steps: int) -> float:
+    import torch
+
     loader = iter(dm.train_dataloader())
     batches = [next(loader) for _ in range(steps + 5)]
     for b in batches[:5]:  # warm-up (ActNorm init, allocator)
@@ -61,7 +93,12 @@ def throughput(dataset: str, threads: int, steps: int) -> dict:
         model.loss(b)["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 100)
         opt.step()
-    train_wps = steps * 256 / (time.perf_counter() - t0)
+    return steps * 256 / (time.perf_counter() - t0)
+
+
+def _inference(model, dm) -> float:
+    import torch
+
     model.eval()
     n = dm.test_set.n
     t0 = time.perf_counter()
@@ -69,8 +106,7 @@ def throughput(dataset: str, threads: int, steps: int) -> dict:
         for start in range(0, n, 4096):
             idx = list(range(start, min(n, start + 4096)))
             model.score(dm.test_set.__getitems__(idx))
-    infer_wps = n / (time.perf_counter() - t0)
-    return {"train windows/s": train_wps, "inference windows/s": infer_wps, "test windows": n, "train windows/epoch": len(dm.train_set)}
+    return n / (time.perf_counter() - t0)
 
 
 def main(argv=None) -> None:
@@ -78,26 +114,34 @@ def main(argv=None) -> None:
     parser.add_argument("--dataset", default="hr_shanghaitech")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--methods", nargs="+", default=["stgnf", "daflow", "dsnf", "gmfcvae", "msgflow"])
     parser.add_argument("--skip-full", action="store_true", help="skip the 8-epoch end-to-end run")
-    parser.add_argument("--child-throughput", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-prepare", action="store_true", help="skip the cold/cached prepare timings")
+    parser.add_argument("--child-throughput", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if "VADFLOW_DATA" not in os.environ:
         raise SystemExit("bench: set VADFLOW_DATA to the datasets folder (the Makefile does when ../shared/datasets exists)")
     if args.child_throughput:
-        print(json.dumps(throughput(args.dataset, args.threads, args.steps)))
+        print(json.dumps(throughput(args.dataset, args.threads, args.steps, args.child_throughput)))
         return
     bin_dir = Path(sys.executable).parent
     results = {}
     with tempfile.TemporaryDirectory() as cache:
-        wall, rss, _ = run_child([str(bin_dir / "vadflow-prepare"), f"dataset={args.dataset}", f"paths.cache_dir={cache}", f"threads={args.threads}", "hydra.run.dir=" + cache + "/h1"])
-        results["prepare cold s"], results["peak RSS GB (prepare cold)"] = wall, rss
-        wall, rss, out = run_child([str(bin_dir / "vadflow-prepare"), f"dataset={args.dataset}", f"paths.cache_dir={cache}", f"threads={args.threads}", "hydra.run.dir=" + cache + "/h2"])
-        results["prepare cached s"] = float(out.split("loaded from cache in ")[1].split(" s")[0])
-        results["prepare cached process wall s (incl. imports)"] = wall
+        if not args.skip_prepare:
+            wall, rss, _ = run_child([str(bin_dir / "vadflow-prepare"), f"dataset={args.dataset}", f"paths.cache_dir={cache}", f"threads={args.threads}", "hydra.run.dir=" + cache + "/h1"])
+            results["prepare cold s"], results["peak RSS GB (prepare cold)"] = wall, rss
+            wall, rss, out = run_child([str(bin_dir / "vadflow-prepare"), f"dataset={args.dataset}", f"paths.cache_dir={cache}", f"threads={args.threads}", "hydra.run.dir=" + cache + "/h2"])
+            results["prepare cached s"] = float(out.split("loaded from cache in ")[1].split(" s")[0])
+            results["prepare cached process wall s (incl. imports)"] = wall
     # the shared cache for the remaining stages
     run_child([str(bin_dir / "vadflow-prepare"), f"dataset={args.dataset}", f"threads={args.threads}", "hydra.run.dir=/tmp/vadflow-bench-h3"])
-    _, _, out = run_child([sys.executable, "-m", "vadflow.bench", "--child-throughput", f"--dataset={args.dataset}", f"--threads={args.threads}", f"--steps={args.steps}"])
-    results.update(json.loads(out.strip().splitlines()[-1]))
+    per_method = {}
+    for method in args.methods:  # one process each: no method inherits another's allocator state
+        _, _, out = run_child([sys.executable, "-m", "vadflow.bench", f"--child-throughput={method}", f"--dataset={args.dataset}",
+                               f"--threads={args.threads}", f"--steps={args.steps}"])
+        per_method[method] = json.loads(out.strip().splitlines()[-1])
+    if "stgnf" in per_method:
+        results.update(per_method["stgnf"])
     if not args.skip_full:
         with tempfile.TemporaryDirectory() as run_dir:
             wall, rss, _ = run_child([str(bin_dir / "vadflow-train"), f"experiment=stgnf/{args.dataset}", "logger=none", f"threads={args.threads}",
@@ -116,6 +160,11 @@ def main(argv=None) -> None:
             ok = value >= target if "windows/s" in key else value <= target
             verdict = f"   (target {'>=' if 'windows/s' in key else '<='} {target:,}: {'met' if ok else 'NOT met'})"
         print(f"  {key:44s} {value:>12,.2f}{verdict}" if isinstance(value, float) else f"  {key:44s} {value:>12,}{verdict}")
+
+    print(f"\nthroughput per method on {args.dataset}, {args.threads} threads (batch 256 training, 4096 inference)")
+    print(f"  {'method':10s} {'train windows/s':>16s} {'inference windows/s':>20s}")
+    for method, r in per_method.items():
+        print(f"  {method:10s} {r['train windows/s']:>16,.0f} {r['inference windows/s']:>20,.0f}")
 
 
 if __name__ == "__main__":
