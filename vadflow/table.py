@@ -27,6 +27,11 @@ PUBLISHED = {
     ("stgnf", "hr_shanghaitech"): "87.4 (paper; its own AlphaPose tracks, STG-NF protocol)",
     ("stgnf", "poselift"): "n/a",
     ("stgnf", "hr_avenue"): "n/a",
+    ("daflow", "hr_shanghaitech"): "87.8 (paper, as quoted by others; its own pose extraction)",
+    ("msgflow", "hr_shanghaitech"): "88.1 (paper; its own setting)",
+    ("dsnf", "hr_shanghaitech"): "not known here",
+    ("gmfcvae", "hr_shanghaitech"): "n/a (paper on video frames: Ped2 92.2, Avenue 83.4)",
+    ("gmfcvae", "hr_avenue"): "n/a (paper on video frames: Avenue 83.4)",
 }
 REFERENCE_MPEDRNN = {
     "hr_shanghaitech": "MPED-RNN 75.4, GEPC 74.8, MoCoDAD 77.6, TrajREC 77.9, DCMD 78.6",
@@ -49,6 +54,15 @@ def current_eval_settings(dataset: str) -> dict:
     return {k: ds.get(k) for k in EVAL_KEYS}
 
 
+def loss_of_run(run: Path) -> str:
+    """The objective's class name, from the run's resolved config (older metrics.json lack it)."""
+    import yaml
+
+    cfg_file = run / ".hydra" / "config.yaml"
+    target = yaml.safe_load(cfg_file.read_text()).get("loss", {}).get("_target_", "") if cfg_file.is_file() else ""
+    return target.rsplit(".", 1)[-1] or "MeanNLL"
+
+
 def rescore(run: Path, data_root: str, cache_dir: str) -> dict | None:
     metrics = json.loads((run / "metrics.json").read_text())
     ckpt = torch.load(run / "model.ckpt", weights_only=True)
@@ -61,6 +75,7 @@ def rescore(run: Path, data_root: str, cache_dir: str) -> dict | None:
     return {
         "method": metrics["method"], "dataset": metrics["dataset"], "seed": metrics["seed"],
         "missing_joints": ds.get("missing_joints", "impute"), "official_quirks": bool(ds.get("official_quirks", False)),
+        "loss": metrics.get("loss") or loss_of_run(run),
         "n_params": metrics.get("n_params"), "train_seconds": metrics.get("train_seconds"),
         "results": {r["protocol"]: r for r in results}, "run": str(run),
     }
@@ -84,7 +99,7 @@ def fmt(values: list[float]) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=str(ROOT / "runs" / "train"))
-    parser.add_argument("--methods", default="stgnf")
+    parser.add_argument("--methods", default="stgnf", help="comma-separated")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     parser.add_argument("--name", default="stgnf_real")
     args = parser.parse_args(argv)
@@ -97,19 +112,19 @@ def main(argv=None) -> None:
         if run.parent.name not in methods or run.parts[-3] in ("synthetic", "shanghaitech_sample") or not (run / "window_scores.npz").exists():
             continue
         rec = rescore(run, data_root, cache_dir)
-        rows[(rec["method"], rec["dataset"], rec["missing_joints"], rec["official_quirks"])].append(rec)
+        rows[(rec["method"], rec["dataset"], rec["missing_joints"], rec["official_quirks"], rec["loss"])].append(rec)
     out_dir = Path(args.out)
-    header = ["method", "dataset", "missing joints", "seeds", "MPED-RNN protocol AUC", "STG-NF protocol AUC",
+    header = ["method", "dataset", "missing joints", "loss", "seeds", "MPED-RNN protocol AUC", "STG-NF protocol AUC",
               "STG-NF protocol, unsmoothed", "full-ShanghaiTech approx. (STG-NF scoring)", "params", "train s (mean)",
               "published (same protocol where stated)"]
     table = []
-    for (method, dataset, missing, quirks), recs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute")):
+    for (method, dataset, missing, quirks, loss), recs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute")):
         def res(protocol: str, key: str, recs=recs) -> list[float]:
             return [r["results"][protocol][key] for r in recs if protocol in r["results"]]
 
         label = missing + (" + official quirks" if quirks else "")
         table.append([
-            method, dataset, label, ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"])),
+            method, dataset, label, loss, ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"])),
             fmt(res("mpedrnn", "auc")) if res("mpedrnn", "auc") else "-",
             fmt(res("stgnf", "auc")) if res("stgnf", "auc") else "-",
             fmt(res("stgnf", "auc_raw")) if res("stgnf", "auc_raw") else "-",

@@ -141,6 +141,7 @@ def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int)
         return {}
     record = metrics_record(
         to_plain(cfg.method), to_plain(cfg.dataset), int(cfg.seed), load_evaluation(out_dir),
+        loss=type(method.objective).__name__ if hasattr(method, "objective") else None,
         n_params=count_trainable(method), train_seconds=train_seconds, eval_seconds=eval_seconds,
         epochs=int(trainer.current_epoch), threads=threads, world_size=trainer.world_size, precision=str(trainer.precision),
     )
