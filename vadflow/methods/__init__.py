@@ -6,8 +6,15 @@
 A batch is a dict: ``x`` (B, 2, T, V) normalised coordinates, ``vis`` (B, T, V) joint visibility,
 ``index`` (B,) window index in the dataset. Methods know nothing of Lightning, Hydra, files or AUC.
 """
+from vadflow.methods.msgflow import MSGFlow
+from vadflow.methods.daflow import DAFlow
+from vadflow.methods.dsnf import DSNF
 from vadflow.methods.stgnf import STGNF
+from vadflow.methods.gmfcvae import GMFCVAE
 
-METHODS = {"stgnf": STGNF}
+METHODS = {"msgflow": MSGFlow, "stgnf": STGNF}
+METHODS["daflow"] = DAFlow
+METHODS["dsnf"] = DSNF
+METHODS["gmfcvae"] = GMFCVAE
 
-__all__ = ["METHODS", "STGNF"]
+__all__ = ["METHODS", "MSGFlow", "STGNF"]
