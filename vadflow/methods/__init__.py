@@ -6,15 +6,12 @@
 A batch is a dict: ``x`` (B, 2, T, V) normalised coordinates, ``vis`` (B, T, V) joint visibility,
 ``index`` (B,) window index in the dataset. Methods know nothing of Lightning, Hydra, files or AUC.
 """
-from vadflow.methods.msgflow import MSGFlow
 from vadflow.methods.daflow import DAFlow
 from vadflow.methods.dsnf import DSNF
-from vadflow.methods.stgnf import STGNF
 from vadflow.methods.gmfcvae import GMFCVAE
+from vadflow.methods.msgflow import MSGFlow
+from vadflow.methods.stgnf import STGNF
 
-METHODS = {"msgflow": MSGFlow, "stgnf": STGNF}
-METHODS["daflow"] = DAFlow
-METHODS["dsnf"] = DSNF
-METHODS["gmfcvae"] = GMFCVAE
+METHODS = {"stgnf": STGNF, "daflow": DAFlow, "dsnf": DSNF, "gmfcvae": GMFCVAE, "msgflow": MSGFlow}
 
-__all__ = ["METHODS", "MSGFlow", "STGNF"]
+__all__ = ["METHODS", "DAFlow", "DSNF", "GMFCVAE", "MSGFlow", "STGNF"]
