@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     parser.add_argument("--spec", default=str(ROOT / "experiments" / "table.yaml"))
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the spec's seeds (e.g. a quick pass)")
     args = parser.parse_args(argv)
     spec = yaml.safe_load(Path(args.spec).read_text())
     jobs = args.jobs or int(spec.get("jobs", 1))
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
     for method in spec["methods"]:
         for dataset in spec["datasets"]:
             for variant, extra in variants.items():
-                for seed in spec["seeds"]:
+                for seed in args.seeds or spec["seeds"]:
                     overrides = cell_overrides(method, dataset, seed, list(spec.get("overrides", [])) + list(extra))
                     cells.append({"method": method, "dataset": dataset, "variant": variant, "seed": seed, "overrides": overrides,
                                   "key": cell_key(overrides), "dir": results_dir / method / dataset / variant / f"seed{seed}"})
