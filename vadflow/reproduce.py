@@ -107,11 +107,12 @@ def main(argv=None) -> int:
     parser.add_argument("--spec", default=str(ROOT / "experiments" / "table.yaml"))
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / jobs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the spec's seeds (e.g. a quick pass)")
     args = parser.parse_args(argv)
     spec = yaml.safe_load(Path(args.spec).read_text())
     jobs = args.jobs or int(spec.get("jobs", 1))
-    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+    threads = args.threads or max(1, len(os.sched_getaffinity(0)) // jobs)
     results_dir = ROOT / spec.get("results_dir", "experiments/results/table_runs")
     name = spec.get("name", "table")
     variants = spec.get("variants") or {"": []}
