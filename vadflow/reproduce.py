@@ -117,10 +117,11 @@ def main(argv=None) -> int:
     name = spec.get("name", "table")
     variants = spec.get("variants") or {"": []}
     cells = []
-    for method in spec["methods"]:
-        for dataset in spec["datasets"]:
-            for variant, extra in variants.items():
-                for seed in args.seeds or spec["seeds"]:
+    # methods innermost: an interrupted grid still holds complete side-by-side comparisons
+    for dataset in spec["datasets"]:
+        for variant, extra in variants.items():
+            for seed in args.seeds or spec["seeds"]:
+                for method in spec["methods"]:
                     overrides = cell_overrides(method, dataset, seed, list(spec.get("overrides", [])) + list(extra))
                     cells.append({"method": method, "dataset": dataset, "variant": variant, "seed": seed, "overrides": overrides,
                                   "key": cell_key(overrides), "dir": results_dir / method / dataset / variant / f"seed{seed}"})
