@@ -58,3 +58,10 @@ def test_official_quirks_are_off_by_default_and_on_for_the_fixture():
     assert not compose("train", []).dataset.official_quirks
     assert compose("train", ["dataset=shanghaitech_sample"]).dataset.official_quirks
     assert compose("train", ["experiment=stgnf/official_hr_shanghaitech"]).dataset.missing_joints == "zeros"
+
+
+@pytest.mark.parametrize("method", ["stgnf", "daflow", "dsnf"])
+def test_flows_score_detected_joints_unless_the_official_behaviour_is_asked_for(method):
+    assert compose("train", [f"method={method}"]).method.model.score_visible_only is True
+    assert compose("train", [f"method={method}", "dataset.missing_joints=zeros"]).method.model.score_visible_only is False
+    assert compose("train", ["experiment=stgnf/official_hr_shanghaitech"]).method.model.score_visible_only is False

@@ -71,3 +71,25 @@ def test_score_is_nll_and_higher_for_outliers():
     torch.testing.assert_close(model.score(batch), model.nll(x))
     assert model.score({"x": x * 20}).mean() > model.score(batch).mean()
     assert torch.isfinite(model.loss(batch)["loss"])
+
+
+def test_per_location_nll_sums_to_the_window_nll():
+    model = _random_trained_like()
+    x = torch.randn(3, 2, 8, 18, dtype=torch.float64)
+    nll_map = model.score_map({"x": x})
+    assert nll_map.shape == (3, 8, 18)
+    torch.testing.assert_close(nll_map.double().mean((1, 2)), model.nll(x).double(), atol=1e-6, rtol=1e-6)
+
+
+def test_visible_only_score_ignores_imputed_joints():
+    model = _random_trained_like()
+    model.score_visible_only = True
+    x = torch.randn(2, 2, 8, 18, dtype=torch.float64)
+    vis = torch.ones(2, 8, 18, dtype=torch.bool)
+    assert torch.allclose(model.score({"x": x, "vis": vis}).double(), model.nll(x).double(), atol=1e-6)
+    vis[:, :, 14:] = False  # face joints imputed
+    nll_map = model.score_map({"x": x})
+    expected = nll_map[:, :, :14].mean((1, 2))
+    torch.testing.assert_close(model.score({"x": x, "vis": vis}), expected)
+    vis[1] = False  # nothing detected: every location counts
+    torch.testing.assert_close(model.score({"x": x, "vis": vis})[1], nll_map[1].mean())

@@ -40,20 +40,23 @@ def read_checkpoint(path) -> dict:
         raise DataError(f"{path}: not a readable vadflow or STG-NF checkpoint ({exc})") from exc
 
 
-def load_method(ckpt: dict, path="checkpoint") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the method from a checkpoint; returns (method in eval mode, method config)."""
+def load_method(ckpt: dict, path="checkpoint", model_overrides: dict | None = None) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the method from a checkpoint; returns (method in eval mode, method config).
+    ``model_overrides``: constructor options that do not change the weights (e.g. a scoring
+    option such as ``score_visible_only``)."""
     if is_official_checkpoint(ckpt):
         args = ckpt.get("args")
         seg_len = int(getattr(args, "seg_len", 24))
         R = float(getattr(args, "R", 3.0))
         K = int(getattr(args, "K", 8))
-        model = STGNF(seg_len=seg_len, K=K, R=R)
+        model = STGNF(seg_len=seg_len, K=K, R=R, **dict(model_overrides or {}))
         load_official_state_dict(model, ckpt["state_dict"])
-        cfg = {"name": "stgnf", "source": "official orhir/STG-NF checkpoint", "model": {"seg_len": seg_len, "K": K, "R": R}}
+        cfg = {"name": "stgnf", "source": "official orhir/STG-NF checkpoint", "model": {"seg_len": seg_len, "K": K, "R": R, **dict(model_overrides or {})}}
         return model.eval(), cfg
     if ckpt.get("format") != FORMAT:
         raise DataError(f"{path}: unknown checkpoint format {ckpt.get('format')!r}")
-    cfg = ckpt["method"]
+    cfg = dict(ckpt["method"])
+    cfg["model"] = {**cfg["model"], **dict(model_overrides or {})}
     model = hydra.utils.instantiate(cfg["model"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), cfg

@@ -37,7 +37,12 @@ def wandb_group():
         return None
 
 
-for _name, _fn in (("vadflow_root", lambda: str(ROOT)), ("wandb_offline", wandb_offline), ("wandb_group", wandb_group)):
+def equals(a, b) -> bool:
+    """``${vadflow_eq:${dataset.missing_joints},impute}``: one switch drives several options."""
+    return str(a) == str(b)
+
+
+for _name, _fn in (("vadflow_root", lambda: str(ROOT)), ("wandb_offline", wandb_offline), ("wandb_group", wandb_group), ("vadflow_eq", equals)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 

@@ -30,7 +30,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     threads = set_threads(cfg.get("threads"))
     L.seed_everything(int(cfg.seed), verbose=False)
     ckpt = read_checkpoint(cfg.ckpt_path)
-    method, method_cfg = load_method(ckpt, cfg.ckpt_path)
+    method, method_cfg = load_method(ckpt, cfg.ckpt_path, to_plain(cfg.get("model_overrides")) or {})
     if cfg.get("dataset") is not None:
         dataset_cfg = to_plain(cfg.dataset)
     elif "dataset" in ckpt:

@@ -63,16 +63,30 @@ def loss_of_run(run: Path) -> str:
     return target.rsplit(".", 1)[-1] or "MeanNLL"
 
 
-def rescore(run: Path, data_root: str, cache_dir: str) -> dict | None:
+VISIBLE_ONLY_DIR = "eval_visible_only"  # written by experiments/eval_visible_only.sh
+
+
+def scoring_label(model_cfg: dict) -> str:
+    """How the run's window scores treat undetected joints (flows: score_visible_only; GMFC-VAE:
+    mask_imputed)."""
+    if model_cfg.get("score_visible_only") or model_cfg.get("mask_imputed"):
+        return "detected joints"
+    return "all joints"
+
+
+def rescore(run: Path, data_root: str, cache_dir: str, scores_dir: Path | None = None) -> dict | None:
+    """``scores_dir``: a re-scoring of the run's checkpoint (default: the run's own scores)."""
     metrics = json.loads((run / "metrics.json").read_text())
     ckpt = torch.load(run / "model.ckpt", weights_only=True)
     ds = dict(ckpt["dataset"])
     ds.update(current_eval_settings(ds["name"]))  # today's protocol definitions, for every run
     dm = PoseDataModule(**{**ds, "data_root": data_root, "cache_dir": cache_dir})
     dm.setup()
-    scores = np.load(run / "window_scores.npz")
+    scores = np.load((scores_dir or run) / "window_scores.npz")
     results = dm.evaluate(scores["index"], scores["score"])
+    scoring = "detected joints" if scores_dir is not None else scoring_label(dict(ckpt["method"].get("model", {})))
     return {
+        "scoring": scoring,
         "method": metrics["method"], "dataset": metrics["dataset"], "seed": metrics["seed"],
         "missing_joints": ds.get("missing_joints", "impute"), "official_quirks": bool(ds.get("official_quirks", False)),
         "loss": metrics.get("loss") or loss_of_run(run),
@@ -111,20 +125,24 @@ def main(argv=None) -> None:
         run = metrics_file.parent
         if run.parent.name not in methods or run.parts[-3] in ("synthetic", "shanghaitech_sample") or not (run / "window_scores.npz").exists():
             continue
-        rec = rescore(run, data_root, cache_dir)
-        rows[(rec["method"], rec["dataset"], rec["missing_joints"], rec["official_quirks"], rec["loss"])].append(rec)
+        recs = [rescore(run, data_root, cache_dir)]
+        if (run / VISIBLE_ONLY_DIR / "window_scores.npz").exists():
+            recs.append(rescore(run, data_root, cache_dir, run / VISIBLE_ONLY_DIR))
+        for rec in recs:
+            rows[(rec["method"], rec["dataset"], rec["missing_joints"], rec["official_quirks"], rec["loss"], rec["scoring"])].append(rec)
     out_dir = Path(args.out)
-    header = ["method", "dataset", "missing joints", "loss", "seeds", "MPED-RNN protocol AUC", "STG-NF protocol AUC",
+    header = ["method", "dataset", "missing joints", "window score over", "loss", "seeds", "MPED-RNN protocol AUC", "STG-NF protocol AUC",
               "STG-NF protocol, unsmoothed", "full-ShanghaiTech approx. (STG-NF scoring)", "params", "train s (mean)",
               "published (same protocol where stated)"]
     table = []
-    for (method, dataset, missing, quirks, loss), recs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute")):
+    for (method, dataset, missing, quirks, loss, scoring), recs in sorted(
+            rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute", kv[0][5] != "detected joints")):
         def res(protocol: str, key: str, recs=recs) -> list[float]:
             return [r["results"][protocol][key] for r in recs if protocol in r["results"]]
 
         label = missing + (" + official quirks" if quirks else "")
         table.append([
-            method, dataset, label, loss, ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"])),
+            method, dataset, label, scoring, loss, ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"])),
             fmt(res("mpedrnn", "auc")) if res("mpedrnn", "auc") else "-",
             fmt(res("stgnf", "auc")) if res("stgnf", "auc") else "-",
             fmt(res("stgnf", "auc_raw")) if res("stgnf", "auc_raw") else "-",

@@ -55,12 +55,13 @@ class DAFlow(STGNF):
         random_kind: str = "flow",
         seed: int = 0,
         objective: nn.Module | None = None,
+        score_visible_only: bool = False,
     ):
         if mode not in ("train", "random_projection") or random_kind not in ("flow", "projection"):
             raise ValueError(f"DA-Flow: mode must be train|random_projection and random_kind flow|projection, got {mode}, {random_kind}")
         self._attention_args = dict(n_joints=n_joints, parts=body_parts, frame_kernel=frame_kernel,
                                     frame=frame_attention, skeleton=skeleton_attention)
-        super().__init__(seg_len, n_joints, in_channels, K, R, temporal_kernel, max_hop, objective)
+        super().__init__(seg_len, n_joints, in_channels, K, R, temporal_kernel, max_hop, objective, score_visible_only)
         self.mode, self.random_kind = mode, random_kind
         if mode == "random_projection":
             self.requires_grad_(False)  # nothing is trained
@@ -81,6 +82,11 @@ class DAFlow(STGNF):
             lp = -0.5 * ((z - self.z_mean) ** 2 / self.z_var + torch.log(2 * math.pi * self.z_var))
             return -lp.sum(1) / (math.log(2.0) * z.shape[1])  # bits per dimension, like the flow
         return super().nll(x)
+
+    def score(self, batch: dict) -> torch.Tensor:
+        if self.mode == "random_projection" and self.random_kind == "projection":
+            return self.nll(batch["x"])  # a dense projection has no per-location NLL
+        return super().score(batch)
 
     @torch.no_grad()
     def fit_statistics(self, loader) -> None:

@@ -70,6 +70,7 @@ class DSNF(STGNF):
         learnable_curvature: bool = False,
         max_tangent_norm: float = 2.0,
         objective: nn.Module | None = None,
+        score_visible_only: bool = False,
     ):
         self._hyp = dict(hyp_channels=hyp_channels, temporal_kernel=hyp_temporal_kernel, max_tangent_norm=max_tangent_norm)
         if hyp_graph == "joints":
@@ -81,7 +82,7 @@ class DSNF(STGNF):
         else:
             raise ValueError(f"DSNF: hyp_graph must be joints or parts, got {hyp_graph!r}")
         self._curvature = (curvature, learnable_curvature)
-        super().__init__(seg_len, n_joints, in_channels, K, R, temporal_kernel, max_hop, objective)
+        super().__init__(seg_len, n_joints, in_channels, K, R, temporal_kernel, max_hop, objective, score_visible_only)
 
     def coupling_net(self, k, in_channels, out_channels, kernel, A):
         if not hasattr(self, "ball"):  # one ball (one curvature) shared by every step

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from vadflow.losses import MeanNLL
-from vadflow.nn.flow import Flow, FlowStep, nll_bits_per_dim
+from vadflow.nn.flow import Flow, FlowStep, masked_location_mean, nll_bits_map, nll_bits_per_dim
 from vadflow.nn.graph import uniform_adjacency
 from vadflow.nn.stgcn import STGCNBlock
 
@@ -30,9 +30,11 @@ class STGNF(nn.Module):
         temporal_kernel: int | None = None,
         max_hop: int = 8,
         objective: nn.Module | None = None,
+        score_visible_only: bool = False,
     ):
         super().__init__()
         self.R = float(R)
+        self.score_visible_only = bool(score_visible_only)
         kernel = temporal_kernel or seg_len // 2 + 1
         A = torch.from_numpy(uniform_adjacency(n_joints, max_hop=max_hop))
         half = in_channels // 2
@@ -53,7 +55,17 @@ class STGNF(nn.Module):
         nll = self.nll(batch["x"])
         return {"loss": self.objective({"nll": nll}, batch), "nll": nll.detach().mean()}
 
+    def score_map(self, batch: dict) -> torch.Tensor:
+        """Each frame's and joint's share of the NLL, (B, T, V) bits per dimension (fp32)."""
+        z, logdet_map = self.flow(batch["x"], per_location=True)
+        return nll_bits_map(z, logdet_map, self.R)
+
     def score(self, batch: dict) -> torch.Tensor:
+        """The window's NLL (official), or with ``score_visible_only`` the mean of its per-location
+        NLL over detected joints only: imputed joints are interpolations, and how likely the flow
+        finds them says more about the imputation than about the person."""
+        if self.score_visible_only:
+            return masked_location_mean(self.score_map(batch), batch.get("vis"))
         return self.nll(batch["x"])
 
 

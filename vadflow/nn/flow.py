@@ -47,7 +47,8 @@ class ActNorm(nn.Module):
         if self.training and not bool(self.initialized):
             self.initialize(x)
         z = (x + self.bias) * torch.exp(self.logs)
-        return z, logdet + self.logs.sum() * x.shape[2] * x.shape[3]
+        per_location = self.logs.sum()  # every (t, v) location gets sum_c logs_c
+        return z, logdet + (per_location if logdet.ndim == 3 else per_location * x.shape[2] * x.shape[3])
 
 
 class AffineCoupling(nn.Module):
@@ -65,7 +66,8 @@ class AffineCoupling(nn.Module):
         shift, raw = h[:, 0::2], h[:, 1::2]
         scale = torch.sigmoid(raw + 2.0) + 1e-6
         z2 = (z2 + shift) * scale
-        return torch.cat([z1, z2], 1), logdet + torch.log(scale).flatten(1).sum(1)
+        log_scale = torch.log(scale)
+        return torch.cat([z1, z2], 1), logdet + (log_scale.sum(1) if logdet.ndim == 3 else log_scale.flatten(1).sum(1))
 
 
 class FlowStep(nn.Module):
@@ -81,14 +83,22 @@ class FlowStep(nn.Module):
 
 
 class Flow(nn.Module):
-    """A stack of flow steps mapping x -> z with the exact log-determinant."""
+    """A stack of flow steps mapping x -> z with the exact log-determinant.
+
+    ``per_location=True`` returns the log-determinant as a (B, T, V) map instead of (B,): every
+    step's terms are elementwise over (t, v) (ActNorm: sum_c logs_c at each location; coupling:
+    log scale of z2 there), and no step moves a location (the permutation reverses channels
+    only), so the map sums exactly to the total. With the prior's per-location log-density it
+    gives each frame and joint its share of the NLL: localisation, and scores that skip imputed
+    joints."""
 
     def __init__(self, steps: list[FlowStep]):
         super().__init__()
         self.steps = nn.ModuleList(steps)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None):
-        logdet = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, per_location: bool = False):
+        shape = (x.shape[0], x.shape[2], x.shape[3]) if per_location else (x.shape[0],)
+        logdet = torch.zeros(shape, device=x.device, dtype=x.dtype)
         z = x
         for step in self.steps:
             z, logdet = step(z, logdet, cond)
@@ -101,6 +111,26 @@ def gaussian_log_prob(z: torch.Tensor, mean: float | torch.Tensor = 0.0, logs: f
     logs = torch.as_tensor(logs, dtype=z.dtype, device=z.device)
     lp = -0.5 * (2 * logs + (z - mean) ** 2 / (torch.exp(2 * logs) + 1e-6) + math.log(2 * math.pi))
     return lp.flatten(1).sum(1)
+
+
+def nll_bits_map(z: torch.Tensor, logdet_map: torch.Tensor, prior_mean: float) -> torch.Tensor:
+    """Per-location NLL in bits per dimension, (B, T, V): its mean over locations is
+    :func:`nll_bits_per_dim`."""
+    z, logdet_map = z.float(), logdet_map.float()
+    logs = torch.zeros((), dtype=z.dtype, device=z.device)
+    lp = -0.5 * (2 * logs + (z - prior_mean) ** 2 / (torch.exp(2 * logs) + 1e-6) + math.log(2 * math.pi))
+    return -(lp.sum(1) + logdet_map) / (math.log(2.0) * z.shape[1])
+
+
+def masked_location_mean(values: torch.Tensor, vis: torch.Tensor | None) -> torch.Tensor:
+    """Mean of a (B, T, V) map over detected locations (``vis``); all locations for a window
+    with none detected, or without ``vis``."""
+    flat = values.flatten(1)
+    if vis is None:
+        return flat.mean(1)
+    mask = vis.flatten(1).to(flat.dtype)
+    mask = torch.where(mask.sum(1, keepdim=True) > 0, mask, torch.ones_like(mask))
+    return (flat * mask).sum(1) / mask.sum(1)
 
 
 def nll_bits_per_dim(z: torch.Tensor, logdet: torch.Tensor, prior_mean: float) -> torch.Tensor:
