@@ -54,6 +54,10 @@ def current_eval_settings(dataset: str) -> dict:
     return {k: ds.get(k) for k in EVAL_KEYS}
 
 
+# objective class -> the conf/loss name a reader types (loss=vq is the generic weighted Objective)
+LOSS_NAMES = {"MeanNLL": "nll", "AWAM": "awam", "GMMEnergy": "gmm_energy", "Objective": "vq"}
+
+
 def loss_of_run(run: Path) -> str:
     """The objective's class name, from the run's resolved config (older metrics.json lack it)."""
     import yaml
@@ -89,7 +93,7 @@ def rescore(run: Path, data_root: str, cache_dir: str, scores_dir: Path | None =
         "scoring": scoring,
         "method": metrics["method"], "dataset": metrics["dataset"], "seed": metrics["seed"],
         "missing_joints": ds.get("missing_joints", "impute"), "official_quirks": bool(ds.get("official_quirks", False)),
-        "loss": metrics.get("loss") or loss_of_run(run),
+        "loss": LOSS_NAMES.get(metrics.get("loss") or loss_of_run(run), metrics.get("loss") or loss_of_run(run)),
         "n_params": metrics.get("n_params"), "train_seconds": metrics.get("train_seconds"),
         "results": {r["protocol"]: r for r in results}, "run": str(run),
     }
