@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     parser.add_argument("--spec", default=str(ROOT / "experiments" / "table.yaml"))
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--summarise-only", action="store_true", help="write the table from the cells already run; run nothing")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / jobs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the spec's seeds (e.g. a quick pass)")
     args = parser.parse_args(argv)
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
                     overrides = cell_overrides(method, dataset, seed, list(spec.get("overrides", [])) + list(extra))
                     cells.append({"method": method, "dataset": dataset, "variant": variant, "seed": seed, "overrides": overrides,
                                   "key": cell_key(overrides), "dir": results_dir / method / dataset / variant / f"seed{seed}"})
-    todo = [c for c in cells if not is_fresh(c["dir"], c["key"])]
+    todo = [] if args.summarise_only else [c for c in cells if not is_fresh(c["dir"], c["key"])]
     print(f"reproduce-table: {len(cells)} cells, {len(cells) - len(todo)} fresh, {len(todo)} to run ({jobs} at a time)")
     t0 = time.perf_counter()
     failures = []
