@@ -38,15 +38,11 @@ class AttentiveCoupling(nn.Module):
 
 
 class DAFlow(STGNF):
+    """DA-Flow's own options; every other keyword (``seg_len``, ``K``, ``R``, ``objective``...) is
+    STG-NF's and goes to :class:`STGNF`."""
+
     def __init__(
         self,
-        seg_len: int = 24,
-        n_joints: int = 18,
-        in_channels: int = 2,
-        K: int = 8,
-        R: float = 3.0,
-        temporal_kernel: int | None = None,
-        max_hop: int = 8,
         frame_attention: bool = True,
         skeleton_attention: bool = True,
         frame_kernel: int = 3,
@@ -54,18 +50,17 @@ class DAFlow(STGNF):
         mode: str = "train",
         random_kind: str = "flow",
         seed: int = 0,
-        objective: nn.Module | None = None,
-        score_visible_only: bool = False,
+        **flow_args,
     ):
         if mode not in ("train", "random_projection") or random_kind not in ("flow", "projection"):
             raise ValueError(f"DA-Flow: mode must be train|random_projection and random_kind flow|projection, got {mode}, {random_kind}")
-        self._attention_args = dict(n_joints=n_joints, parts=body_parts, frame_kernel=frame_kernel,
+        self._attention_args = dict(n_joints=flow_args.get("n_joints", 18), parts=body_parts, frame_kernel=frame_kernel,
                                     frame=frame_attention, skeleton=skeleton_attention)
-        super().__init__(seg_len, n_joints, in_channels, K, R, temporal_kernel, max_hop, objective, score_visible_only)
+        super().__init__(**flow_args)
         self.mode, self.random_kind = mode, random_kind
         if mode == "random_projection":
             self.requires_grad_(False)  # nothing is trained
-            d = in_channels * seg_len * n_joints
+            d = self.in_channels * self.seg_len * self.n_joints
             g = torch.Generator().manual_seed(seed)
             if random_kind == "projection":
                 self.register_buffer("projection", torch.randn(d, d, generator=g) / math.sqrt(d))

@@ -53,15 +53,11 @@ class DualSpaceCoupling(nn.Module):
 
 
 class DSNF(STGNF):
+    """DSNF's own options; every other keyword (``seg_len``, ``K``, ``R``, ``objective``...) is
+    STG-NF's and goes to :class:`STGNF`."""
+
     def __init__(
         self,
-        seg_len: int = 24,
-        n_joints: int = 18,
-        in_channels: int = 2,
-        K: int = 8,
-        R: float = 3.0,
-        temporal_kernel: int | None = None,
-        max_hop: int = 8,
         hyp_channels: int = 4,
         hyp_graph: str = "parts",
         hyp_max_hop: int = 1,
@@ -69,9 +65,9 @@ class DSNF(STGNF):
         curvature: float = 1.0,
         learnable_curvature: bool = False,
         max_tangent_norm: float = 2.0,
-        objective: nn.Module | None = None,
-        score_visible_only: bool = False,
+        **flow_args,
     ):
+        n_joints = flow_args.get("n_joints", 18)
         self._hyp = dict(hyp_channels=hyp_channels, temporal_kernel=hyp_temporal_kernel, max_tangent_norm=max_tangent_norm)
         if hyp_graph == "joints":
             self._hyp["A_hyp"] = torch.from_numpy(uniform_adjacency(n_joints, max_hop=hyp_max_hop))[0]
@@ -82,7 +78,7 @@ class DSNF(STGNF):
         else:
             raise ValueError(f"DSNF: hyp_graph must be joints or parts, got {hyp_graph!r}")
         self._curvature = (curvature, learnable_curvature)
-        super().__init__(seg_len, n_joints, in_channels, K, R, temporal_kernel, max_hop, objective, score_visible_only)
+        super().__init__(**flow_args)
 
     def coupling_net(self, k, in_channels, out_channels, kernel, A):
         if not hasattr(self, "ball"):  # one ball (one curvature) shared by every step

@@ -33,6 +33,7 @@ class STGNF(nn.Module):
         score_visible_only: bool = False,
     ):
         super().__init__()
+        self.seg_len, self.n_joints, self.in_channels = seg_len, n_joints, in_channels
         self.R = float(R)
         self.score_visible_only = bool(score_visible_only)
         kernel = temporal_kernel or seg_len // 2 + 1
