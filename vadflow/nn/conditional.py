@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vadflow.nn.stgcn import GraphConv, pointwise, temporal_conv
+from vadflow.nn.stgcn import GraphConv, graph_features, is_joint_mean, pointwise, temporal_conv
 
 
 class CondSTGCNBlock(nn.Module):
@@ -21,8 +21,7 @@ class CondSTGCNBlock(nn.Module):
                  temporal_kernel: int, A: torch.Tensor, residual: bool = True):
         super().__init__()
         self.register_buffer("A", A.clone(), persistent=False)
-        # all entries equal: aggregation = mean over joints, run the branch once per frame (see stgcn.py)
-        self.joint_mean = A.shape[0] == 1 and bool(torch.allclose(A, torch.full_like(A, 1.0 / A.shape[-1]), atol=1e-7))
+        self.joint_mean = is_joint_mean(A)  # run the branch once per frame (see stgcn.py)
         self.gcn = GraphConv(in_channels, hidden, A.shape[0])
         self.cond = nn.Conv2d(cond_channels, hidden, kernel_size=1)
         pad = (temporal_kernel - 1) // 2
@@ -36,7 +35,7 @@ class CondSTGCNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         res = self.residual[1](pointwise(self.residual[0], x)) if self.residual is not None else 0.0
-        h = pointwise(self.gcn.conv, x.mean(dim=3, keepdim=True)) if self.joint_mean else self.gcn(x, self.A)
+        h = graph_features(self.gcn, x, self.A, self.joint_mean)
         if cond is not None:
             h = h + pointwise(self.cond, cond.to(h.dtype))  # (B, H, T, 1 or V): broadcasts over joints
         bn1, relu, conv, bn2 = self.tcn

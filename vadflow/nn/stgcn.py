@@ -36,6 +36,16 @@ def temporal_conv(conv: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
     return y.permute(0, 3, 1, 2)
 
 
+def is_joint_mean(A: torch.Tensor) -> bool:
+    """One adjacency slice whose entries are all 1/V (up to float noise): aggregation = mean over joints."""
+    return A.shape[0] == 1 and bool(torch.allclose(A, torch.full_like(A, 1.0 / A.shape[-1]), atol=1e-7))
+
+
+def graph_features(gcn: "GraphConv", x: torch.Tensor, A: torch.Tensor, joint_mean: bool) -> torch.Tensor:
+    """The graph convolution, once per frame (B, C, T, 1) when A is a joint mean, else per joint."""
+    return pointwise(gcn.conv, x.mean(dim=3, keepdim=True)) if joint_mean else gcn(x, A)
+
+
 class GraphConv(nn.Module):
     """1x1 conv to ``out * K`` channels, then aggregation over joints with the K adjacency slices."""
 
@@ -57,8 +67,7 @@ class STGCNBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, temporal_kernel: int, A: torch.Tensor, residual: bool = True):
         super().__init__()
         self.register_buffer("A", A.clone(), persistent=False)
-        # all entries equal (up to float noise): aggregation = mean over joints
-        self.joint_mean = A.shape[0] == 1 and bool(torch.allclose(A, torch.full_like(A, 1.0 / A.shape[-1]), atol=1e-7))
+        self.joint_mean = is_joint_mean(A)
         self.gcn = GraphConv(in_channels, out_channels, A.shape[0])
         pad = (temporal_kernel - 1) // 2
         self.tcn = nn.Sequential(
@@ -78,9 +87,5 @@ class STGCNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         res = self.residual[1](pointwise(self.residual[0], x)) if self.residual is not None else 0.0
-        if self.joint_mean:
-            h = pointwise(self.gcn.conv, x.mean(dim=3, keepdim=True))  # (B, C, T, 1)
-        else:
-            h = self.gcn(x, self.A)
-        out = self.temporal(h) + res
+        out = self.temporal(graph_features(self.gcn, x, self.A, self.joint_mean)) + res
         return torch.relu(out.expand(-1, -1, -1, x.shape[3]))  # mean path without residual: (B, C, T, 1)
