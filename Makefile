@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export VADFLOW_DATA ?= $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
 SEEDS ?= 1 2 3
 
-.PHONY: help install run test test-all bench table-stgnf reproduce-table clean
+.PHONY: help install run test test-all bench bench-score table-stgnf reproduce-table clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,8 +28,11 @@ test: $(STAMP) ## fast tests (real-data tests run too when the data root exists)
 test-all: $(STAMP) ## every test, slow real-data training included
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP) ## speed and memory of STG-NF on HR-ShanghaiTech (needs the data root)
+bench: $(STAMP) ## speed and memory of STG-NF on HR-ShanghaiTech (needs the data root), every method's throughput, vadflow-score on 1 h of tracks
 	$(BIN)/python -m vadflow.bench
+
+bench-score: $(STAMP) ## vadflow-score on 1 hour of synthetic tracks (25 fps, 5 people per frame); no data root needed
+	$(BIN)/python -m vadflow.bench --score-only
 
 table-stgnf: $(STAMP) ## STG-NF, 3 seeds x HR-ShanghaiTech, HR-Avenue, PoseLift, with/without missing-joint handling (~75 min)
 	SEEDS="$(SEEDS)" experiments/run_stgnf_real.sh

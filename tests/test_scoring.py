@@ -123,3 +123,14 @@ def test_mpedrnn_protocol_uses_cover_and_needs_persons():
         evaluate_protocol(proto, masks, np.array(["a"]), np.array([2]), np.array([1.0]))
     res = evaluate_protocol(proto, masks, np.array(["a", "a"]), np.array([2, 3]), np.array([1.0, 3.0]), win_person=np.array([1, 1]), seg_len=4)
     assert res["n_unscored_frames"] == 1 and res["window_to_frame"] == "cover"
+
+
+def test_cover_with_explicit_window_spans_by_hand():
+    """A padded window of a short track covers only its track's frames (win_first / win_span)."""
+    from vadflow.scoring import cover_frame_scores
+
+    # clip of 10 frames: person 1 has a full window (T=4) centred on frame 3 -> frames 1..4; person 2 a
+    # short track at frames 6..7 (span 2) with score 5
+    got = cover_frame_scores([10], np.array([0, 0]), np.array([1, 2]), np.array([3, 7]), np.array([2.0, 5.0]), 4,
+                             win_first=np.array([1, 6]), win_span=np.array([4, 2]))
+    np.testing.assert_array_equal(got, [-np.inf, 2, 2, 2, 2, -np.inf, 5, 5, -np.inf, -np.inf])

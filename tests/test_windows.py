@@ -78,3 +78,70 @@ def test_flip_negates_normalised_x():
 def test_constant_window_does_not_divide_by_zero():
     out = normalize_windows(torch.ones(1, 24, 18, 2))
     assert torch.isfinite(out).all()
+
+
+# ----------------------------------------------------------------------------- short tracks
+def test_short_track_windows_pick_tracks_between_min_len_and_T():
+    from vadflow.data.windows import short_track_windows
+
+    # tracks of 5, 10 (frames 0..11: 2 ids missing), 10 (0..12: 3 missing), 30 poses
+    frames = np.r_[np.arange(5), [f for f in range(12) if f not in (3, 4)], [f for f in range(13) if f not in (3, 4, 5)], np.arange(30)]
+    ptr = np.cumsum([0, 5, 10, 10, 30])
+    first, last = short_track_windows(frames, ptr, 24, min_len=8, max_missing=2)
+    assert list(first) == [5] and list(last) == [14]
+
+
+def test_padded_positions_reflect_and_edge_by_hand():
+    from vadflow.data.windows import padded_positions
+
+    rows, repeated = padded_positions(torch.tensor([10]), torch.tensor([13]), 10, "reflect")
+    assert rows[0].tolist() == [10, 11, 12, 13, 12, 11, 10, 11, 12, 13]
+    assert repeated[0].tolist() == [False] * 4 + [True] * 6
+    rows, _ = padded_positions(torch.tensor([10]), torch.tensor([13]), 6, "edge")
+    assert rows[0].tolist() == [10, 11, 12, 13, 13, 13]
+    rows, repeated = padded_positions(torch.tensor([0]), torch.tensor([5]), 6, "reflect")  # a full window is unchanged
+    assert rows[0].tolist() == list(range(6)) and not repeated.any()
+
+
+def test_padded_window_hides_repeats_from_the_statistics():
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(0, 100, (12, 18, 2)).astype(np.float32)
+    vis = np.ones((12, 18), bool)
+    builder = WindowBuilder(kp, vis, 24, (100, 100), use_visibility=True, pad_mode="reflect")
+    x, v = builder(torch.tensor([0]), last=torch.tensor([11]))
+    assert x.shape == (1, 2, 24, 18) and v[0, :12].all() and not v[0, 12:].any()
+    # statistics come from the 12 real poses only: the real part is the 12-pose window normalised alone
+    alone = normalize_windows(torch.from_numpy(kp / 100.0)[None], torch.from_numpy(vis)[None])
+    torch.testing.assert_close(x[:, :, :12], alone)
+
+
+def test_datamodule_scores_short_test_tracks_with_reflect(tmp_path):
+    """short_tracks=reflect adds one padded window per short test track; the protocols then score
+    frames that ``skip`` leaves unscored, and each padded window covers only its own track's frames."""
+    from vadflow.data.datamodule import PoseDataModule
+
+    def setup(mode):
+        dm = PoseDataModule("synthetic", str(tmp_path), str(tmp_path / "cache"), short_tracks=mode,
+                            synthetic={"n_train_clips": 2, "n_test_clips": 12, "clip_len": 200})
+        dm.setup()
+        return dm
+
+    skip_dm, pad_dm = setup("skip"), setup("reflect")
+    n_short = pad_dm.test_set.n - skip_dm.test_set.n
+    assert n_short > 0 and pad_dm.test_set.last is not None
+    short = pad_dm.test_span < pad_dm.seg_len
+    assert short.sum() == n_short
+    batch = pad_dm.test_set.__getitems__(torch.as_tensor(np.flatnonzero(short)))
+    assert batch["x"].shape[1:] == (2, pad_dm.seg_len, 18) and torch.isfinite(batch["x"]).all()
+    # score 1 for padded windows, 0 otherwise: under cover, exactly their own frames score 1
+    res = {r["protocol"]: r for r in pad_dm.evaluate(np.arange(pad_dm.test_set.n), short.astype(float))}["mpedrnn"]
+    expect = []
+    for clip in res["clips"]:
+        mask = np.zeros(len(pad_dm.test.masks[clip]), bool)
+        for f, n in zip(pad_dm.test_first[short & (pad_dm.test_clip == clip)], pad_dm.test_span[short & (pad_dm.test_clip == clip)]):
+            mask[f : f + n] = True
+        expect.append(mask)
+    np.testing.assert_array_equal(res["frame_scores"] == 1.0, np.concatenate(expect))
+    # a padded window's centre frame lies inside its own span
+    first, span, centre = pad_dm.test_first[short], pad_dm.test_span[short], pad_dm.test_frame[short]
+    assert ((first <= centre) & (centre < first + span)).all()

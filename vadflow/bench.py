@@ -4,7 +4,10 @@ Each stage runs in its own process so its wall time and peak RSS are its own:
   1. prepare from the raw archive (cold, into a fresh cache dir), then the cached load;
   2. training and inference throughput (windows/s) on real batches, for every method
      (``--methods``; each with its experiment preset's loss and optimiser);
-  3. STG-NF's official schedule end to end: 8 epochs + test evaluation (``vadflow-train``).
+  3. STG-NF's official schedule end to end: 8 epochs + test evaluation (``vadflow-train``);
+  4. ``vadflow-score`` on one hour of synthetic tracks at 25 fps with 5 people per frame (450,000
+     poses as AlphaPose JSON), with the shipped STG-NF model (``--score-only``: this stage alone,
+     no data root needed).
 Run it on an otherwise idle machine: two PyTorch jobs on two cores slow each other down a lot.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from vadflow.config import ROOT
 
-TARGETS = {"train+eval wall s": 300, "inference windows/s": 20_000, "peak RSS GB (train+eval)": 2.0, "prepare cold s": 90, "prepare cached s": 2}
+TARGETS = {"score 1 h of tracks, wall s": 60, "train+eval wall s": 300, "inference windows/s": 20_000, "peak RSS GB (train+eval)": 2.0, "prepare cold s": 90, "prepare cached s": 2}
 
 
 def run_child(cmd: list[str], env=None) -> tuple[float, float, str]:
@@ -109,6 +112,38 @@ def _inference(model, dm) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def write_hour_of_tracks(folder: Path, poses: int = 450_000, clip_len: int = 7500) -> dict:
+    """Synthetic test clips of 5 minutes (at 25 fps) with about 5 people per frame, written as
+    AlphaPose JSON until ``poses`` poses: 1 h x 25 fps x 5 people = 450,000."""
+    from vadflow.data.synthetic import export_clips, generate_synthetic
+
+    total, frames, seed = 0, 0, 0
+    while total < poses:
+        _, test = generate_synthetic(seed=1000 + seed, n_train_clips=0, n_test_clips=1, clip_len=clip_len, people_per_clip=(140, 160))
+        for t in test.tracks:
+            t.clip = f"camera_{seed:02d}"
+        test.masks = {}
+        export_clips(folder, test)
+        total += sum(len(t.frames) for t in test.tracks)
+        frames += clip_len
+        seed += 1
+    return {"poses": total, "frames": frames, "clips": seed, "people per frame": total / frames}
+
+
+def score_hour(threads: int, ckpt: str = "stgnf") -> dict:
+    """Wall time of the ``vadflow-score`` command (imports included) on an hour of tracks."""
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        info = write_hour_of_tracks(Path(tmp))
+        wall, rss, _ = run_child([str(bin_dir / "vadflow-score"), "--ckpt", ckpt, str(Path(tmp) / "tracks"), "--out", str(Path(tmp) / "scores"),
+                                  "--threads", str(threads)])
+        summary = json.loads((Path(tmp) / "scores" / "summary.json").read_text())
+    return {"score 1 h of tracks, wall s": wall, "  poses scored": info["poses"], "  windows scored": summary["n_windows"],
+            "  clips (5 min each)": info["clips"], "  people per frame (synthetic)": round(info["people per frame"], 2),
+            "  hours at 25 fps x 5 people": round(info["poses"] / (25 * 3600 * 5), 3), "peak RSS GB (score)": rss,
+            **{f"  {k} s": float(v) for k, v in summary["timings_s"].items()}}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="hr_shanghaitech")
@@ -117,8 +152,12 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", nargs="+", default=["stgnf", "daflow", "dsnf", "gmfcvae", "msgflow"])
     parser.add_argument("--skip-full", action="store_true", help="skip the 8-epoch end-to-end run")
     parser.add_argument("--skip-prepare", action="store_true", help="skip the cold/cached prepare timings")
+    parser.add_argument("--score-only", action="store_true", help="only the vadflow-score hour (synthetic data, no data root needed)")
     parser.add_argument("--child-throughput", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.score_only:
+        _print_results(score_hour(args.threads), f"vadflow-score on synthetic tracks, shipped STG-NF, {args.threads} threads")
+        return
     if "VADFLOW_DATA" not in os.environ:
         raise SystemExit("bench: set VADFLOW_DATA to the datasets folder (the Makefile does when ../shared/datasets exists)")
     if args.child_throughput:
@@ -152,7 +191,17 @@ def main(argv=None) -> None:
         results["  of which evaluation s"] = metrics["eval_seconds"]
         results["peak RSS GB (train+eval)"] = rss
         results["AUC of that run (mpedrnn protocol)"] = 100 * metrics["protocols"]["mpedrnn"]["auc"]
-    print(f"\nvadflow bench: STG-NF on {args.dataset}, {args.threads} threads, torch {__import__('torch').__version__}")
+    results.update(score_hour(args.threads))
+    _print_results(results, f"STG-NF on {args.dataset}, {args.threads} threads")
+
+    print(f"\nthroughput per method on {args.dataset}, {args.threads} threads (batch 256 training, 4096 inference)")
+    print(f"  {'method':10s} {'train windows/s':>16s} {'inference windows/s':>20s}")
+    for method, r in per_method.items():
+        print(f"  {method:10s} {r['train windows/s']:>16,.0f} {r['inference windows/s']:>20,.0f}")
+
+
+def _print_results(results: dict, title: str) -> None:
+    print(f"\nvadflow bench: {title}, torch {__import__('torch').__version__}")
     for key, value in results.items():
         target = TARGETS.get(key)
         verdict = ""
@@ -160,11 +209,6 @@ def main(argv=None) -> None:
             ok = value >= target if "windows/s" in key else value <= target
             verdict = f"   (target {'>=' if 'windows/s' in key else '<='} {target:,}: {'met' if ok else 'NOT met'})"
         print(f"  {key:44s} {value:>12,.2f}{verdict}" if isinstance(value, float) else f"  {key:44s} {value:>12,}{verdict}")
-
-    print(f"\nthroughput per method on {args.dataset}, {args.threads} threads (batch 256 training, 4096 inference)")
-    print(f"  {'method':10s} {'train windows/s':>16s} {'inference windows/s':>20s}")
-    for method, r in per_method.items():
-        print(f"  {method:10s} {r['train windows/s']:>16,.0f} {r['inference windows/s']:>20,.0f}")
 
 
 if __name__ == "__main__":

@@ -16,17 +16,18 @@ from vadflow.methods.stgnf import STGNF, is_official_checkpoint, load_official_s
 FORMAT = "vadflow-1"
 
 
-def save_checkpoint(path, method: torch.nn.Module, method_cfg: dict, dataset_cfg: dict, metrics: dict) -> None:
-    torch.save(
-        {
-            "format": FORMAT,
-            "method": method_cfg,
-            "dataset": dataset_cfg,
-            "state_dict": {k: v.detach().cpu() for k, v in method.state_dict().items()},
-            "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))},
-        },
-        path,
-    )
+def save_checkpoint(path, method: torch.nn.Module, method_cfg: dict, dataset_cfg: dict, metrics: dict, calibration: dict | None = None) -> None:
+    """``calibration``: normal-data score quantiles for ``vadflow-score`` thresholds (plain lists)."""
+    ckpt = {
+        "format": FORMAT,
+        "method": method_cfg,
+        "dataset": dataset_cfg,
+        "state_dict": {k: v.detach().cpu() for k, v in method.state_dict().items()},
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))},
+    }
+    if calibration is not None:
+        ckpt["calibration"] = calibration
+    torch.save(ckpt, path)
 
 
 def read_checkpoint(path) -> dict:

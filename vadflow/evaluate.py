@@ -37,6 +37,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
         dataset_cfg = ckpt["dataset"]
     else:
         raise DataError(f"{cfg.ckpt_path}: an official STG-NF checkpoint needs dataset=NAME")
+    dataset_cfg.update(to_plain(cfg.get("dataset_overrides")) or {})
     seg_len = int(method_cfg["model"]["seg_len"])
     if int(dataset_cfg["seg_len"]) != seg_len:
         log.warning("window length set to the checkpoint's T=%d (dataset config says %s)", seg_len, dataset_cfg["seg_len"])

@@ -44,7 +44,10 @@ def window_poses(dataset_cfg: dict, paths_cfg: dict, index: np.ndarray):
     return batch["x"].numpy(), batch["vis"].numpy().astype(bool)
 
 
-def draw(out: Path, poses: np.ndarray, vis: np.ndarray, maps: np.ndarray, titles: list[str], n_frames: int) -> None:
+def draw(out: Path, poses: np.ndarray, vis: np.ndarray, maps: np.ndarray | None, titles: list[str], n_frames: int,
+         frame_labels: list[list[int]] | None = None, map_label: str = "anomaly map (e.g. sample energy)") -> None:
+    """One row per window: ``n_frames`` panels of the pose (``poses`` (N, 2, T, V), y down), joints
+    coloured by ``maps`` (N, T, V) on one scale for the figure, or plain when ``maps`` is None."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,19 +58,20 @@ def draw(out: Path, poses: np.ndarray, vis: np.ndarray, maps: np.ndarray, titles
 
     n_win, _, seg_len, _ = poses.shape
     frames = np.unique(np.linspace(0, seg_len - 1, n_frames).round().astype(int))
-    lo, hi = np.percentile(maps, [1, 99])  # robust colour scale: one extreme joint does not wash out the rest
+    lo, hi = np.percentile(maps, [1, 99]) if maps is not None else (0.0, 1.0)  # robust: one extreme joint does not wash out the rest
     norm = colors.Normalize(vmin=float(lo), vmax=float(hi) if hi > lo else float(lo) + 1)
     cmap = plt.get_cmap("inferno")
     fig, axes = plt.subplots(n_win, len(frames), figsize=(1.6 * len(frames) + 1.2, 2.4 * n_win), squeeze=False)
     for w in range(n_win):
         xs, ys = poses[w, 0], poses[w, 1]
         # every panel is centred on its own frame's pose (people walk across the window), same scale
-        half = 0.5 * max(float(np.ptp(xs, axis=1).max()), float(np.ptp(ys, axis=1).max())) + 0.3
+        half = 0.6 * max(float(np.ptp(xs, axis=1).max()), float(np.ptp(ys, axis=1).max())) + 0.3
         for c, t in enumerate(frames):
             ax = axes[w, c]
             for i, j in OPENPOSE_EDGES:
                 ax.plot([xs[t, i], xs[t, j]], [ys[t, i], ys[t, j]], color="0.7", lw=1.2, zorder=1)
-            ax.scatter(xs[t], ys[t], c=maps[w, t], cmap=cmap, norm=norm, s=22, zorder=2,
+            colour = {"c": maps[w, t], "cmap": cmap, "norm": norm} if maps is not None else {"color": "tab:blue"}
+            ax.scatter(xs[t], ys[t], **colour, s=22, zorder=2,
                        edgecolors=np.where(vis[w, t], "k", "none"), linewidths=0.6)
             cx, cy = 0.5 * (xs[t].min() + xs[t].max()), 0.5 * (ys[t].min() + ys[t].max())
             ax.set_xlim(cx - half, cx + half)
@@ -75,10 +79,11 @@ def draw(out: Path, poses: np.ndarray, vis: np.ndarray, maps: np.ndarray, titles
             ax.set_aspect("equal")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"t={t}", fontsize=7)
+            ax.set_title(f"frame {frame_labels[w][t]}" if frame_labels is not None else f"t={t}", fontsize=7)
         axes[w, 0].set_ylabel(titles[w], fontsize=7)
-    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.8, extend="both", label="anomaly map (e.g. sample energy)")
-    fig.suptitle("joints coloured by score; black edge = observed joint, none = imputed", fontsize=8)
+    if maps is not None:
+        fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.8, extend="both", label=map_label)
+    fig.suptitle(("joints coloured by score; " if maps is not None else "") + "black edge = observed joint, none = imputed", fontsize=8)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)

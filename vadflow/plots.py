@@ -23,14 +23,26 @@ def roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, title: str) -> P
     return path
 
 
-def timeline_png(path: Path, scores: np.ndarray, mask: np.ndarray, title: str) -> Path:
-    """Frame anomaly score over time, ground-truth abnormal frames shaded."""
+def timeline_png(path: Path, scores: np.ndarray, mask: np.ndarray | None, title: str, raw: np.ndarray | None = None,
+                 threshold: float | None = None, segments=()) -> Path:
+    """Frame anomaly score over time: ground-truth abnormal frames shaded red (when a mask is
+    given), detected segments shaded orange, the threshold dashed, the raw score faint."""
     fig, ax = plt.subplots(figsize=(8, 2.5), dpi=100)
     frames = np.arange(len(scores))
-    ax.plot(frames, scores, lw=1)
-    ax.fill_between(frames, scores.min(), scores.max(), where=mask.astype(bool), color="tab:red", alpha=0.2, label="abnormal (GT)")
+    if raw is not None:
+        ax.plot(frames, raw, lw=0.6, color="0.6", alpha=0.7, label="raw")
+    ax.plot(frames, scores, lw=1, label="smoothed" if raw is not None else None)
+    finite = np.concatenate([scores[np.isfinite(scores)]] + ([raw[np.isfinite(raw)]] if raw is not None else []))
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    if mask is not None:
+        ax.fill_between(frames, lo, hi, where=mask.astype(bool), color="tab:red", alpha=0.2, label="abnormal (GT)")
+    for k, (start, end) in enumerate(segments):
+        ax.axvspan(start - 0.5, end + 0.5, color="tab:orange", alpha=0.25, label="detected" if k == 0 else None)
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=0.8, label="threshold")
     ax.set(xlabel="frame", ylabel="anomaly score", title=title)
-    ax.legend(loc="upper right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

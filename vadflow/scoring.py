@@ -146,27 +146,55 @@ def check_window_frames(clips: list[str], lengths: list[int], win_clip: np.ndarr
 
 
 def cover_frame_scores(
-    lengths: list[int], win_clip: np.ndarray, win_person: np.ndarray, win_frame: np.ndarray, win_score: np.ndarray, seg_len: int
+    lengths: list[int], win_clip: np.ndarray, win_person: np.ndarray, win_frame: np.ndarray, win_score: np.ndarray, seg_len: int,
+    win_first: np.ndarray | None = None, win_span: np.ndarray | None = None,
 ) -> np.ndarray:
     """Like :func:`frame_scores`, but each window scores every frame it covers
-    (``centre - T//2 .. centre - T//2 + T - 1``); a person's frame score is the mean over its
-    covering windows, and the frame's score the max over persons."""
+    (``centre - T//2 .. centre - T//2 + T - 1``, or ``win_first .. win_first + win_span - 1``); a
+    person's frame score is the mean over its covering windows, and the frame's score the max over persons."""
     offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-    out = np.full(offsets[-1], -np.inf)
     if not len(win_score):
-        return out
-    lengths_arr = np.asarray(lengths)
+        return np.full(offsets[-1], -np.inf)
     _, track = np.unique(np.stack([win_clip, np.asarray(win_person, np.int64)]), axis=1, return_inverse=True)
-    track = track.reshape(-1)
-    frames = (win_frame - seg_len // 2)[:, None] + np.arange(seg_len)[None]  # (N, T)
-    clip = np.broadcast_to(win_clip[:, None], frames.shape)
-    inside = (frames >= 0) & (frames < lengths_arr[clip])
-    pos = (offsets[clip] + frames)[inside]
-    key = (np.broadcast_to(track[:, None], frames.shape)[inside]).astype(np.int64) * (offsets[-1] + 1) + pos
+    start = np.asarray(win_frame, np.int64) - seg_len // 2 if win_first is None else np.asarray(win_first, np.int64)
+    first = offsets[win_clip] + start
+    span = np.full(len(win_score), seg_len, np.int64) if win_span is None else np.asarray(win_span, np.int64)
+    score, _ = cover_max_over_tracks(int(offsets[-1]), first, span, track.reshape(-1), win_score,
+                                     begin=offsets[win_clip], end=offsets[win_clip + 1])
+    return score
+
+
+def cover_max_over_tracks(
+    n_frames: int, first: np.ndarray, span: np.ndarray, track: np.ndarray, score: np.ndarray,
+    begin: np.ndarray | None = None, end: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Window scores -> frame scores over ``n_frames`` joined frame positions.
+
+    Window ``i`` covers positions ``first[i] .. first[i] + span[i] - 1`` (clipped to
+    ``[begin[i], end[i])``, its clip). A track's score on a frame is the mean over its covering
+    windows; the frame's score is the max over tracks. Returns ``(score, track)``: ``-inf`` and
+    ``-1`` where no window covers the frame; ``track`` is the track that drives each frame."""
+    out, driver = np.full(n_frames, -np.inf), np.full(n_frames, -1, np.int64)
+    if not len(score):
+        return out, driver
+    first, span, track = (np.asarray(a, np.int64) for a in (first, span, track))
+    width = int(span.max())
+    pos = first[:, None] + np.arange(width)[None]  # (N, width)
+    inside = np.arange(width)[None] < span[:, None]
+    if begin is not None:
+        inside &= pos >= np.asarray(begin)[:, None]
+    if end is not None:
+        inside &= pos < np.asarray(end)[:, None]
+    base = n_frames + 1
+    key = (np.broadcast_to(track[:, None], pos.shape)[inside]) * base + pos[inside]
     uniq, inv = np.unique(key, return_inverse=True)
-    mean = np.bincount(inv, weights=np.broadcast_to(win_score[:, None], frames.shape)[inside]) / np.bincount(inv)
-    np.maximum.at(out, uniq % (offsets[-1] + 1), mean)
-    return out
+    mean = np.bincount(inv, weights=np.broadcast_to(np.asarray(score, np.float64)[:, None], pos.shape)[inside]) / np.bincount(inv)
+    frame, trk = uniq % base, uniq // base
+    order = np.lexsort((mean, frame))  # by frame, then score: the last of each frame is its max
+    frame, trk, mean = frame[order], trk[order], mean[order]
+    last = np.r_[frame[1:] != frame[:-1], True]
+    out[frame[last]], driver[frame[last]] = mean[last], trk[last]
+    return out, driver
 
 
 def smooth(scores: np.ndarray, sigmas) -> np.ndarray:
@@ -185,12 +213,16 @@ def evaluate_protocol(
     dataset: str = "",
     win_person: np.ndarray | None = None,
     seg_len: int = 24,
+    win_first: np.ndarray | None = None,
+    win_span: np.ndarray | None = None,
 ) -> dict:
     """Frame-level AUCs of de-duplicated window scores under one protocol.
 
     ``win_clip_names`` (N,) clip id of each window, ``win_frame`` (N,) the frame its score is
     written to, ``win_score`` (N,) anomaly score, ``win_person`` (N,) its person (needed by
-    ``window_to_frame=cover``). ``masks``: every labelled clip, 1 = abnormal."""
+    ``window_to_frame=cover``). ``masks``: every labelled clip, 1 = abnormal. ``win_first`` /
+    ``win_span``: the frames a window covers under ``cover`` (default ``centre - T//2`` and ``T``;
+    padded windows of short tracks cover only their track's frames)."""
     win_score = np.asarray(win_score, dtype=np.float64)
     if not np.isfinite(win_score).all():
         raise ValueError(f"{dataset}: {int((~np.isfinite(win_score)).sum())} window scores are NaN or inf")
@@ -207,7 +239,9 @@ def evaluate_protocol(
         if win_person is None:
             raise ValueError("window_to_frame=cover needs each window's person")
         check_window_frames(clips, lengths, win_clip, win_frame)
-        raw = cover_frame_scores(lengths, win_clip, np.asarray(win_person)[in_eval], win_frame, win_score[in_eval], seg_len)
+        first = None if win_first is None else np.asarray(win_first)[in_eval]
+        span = None if win_span is None else np.asarray(win_span)[in_eval]
+        raw = cover_frame_scores(lengths, win_clip, np.asarray(win_person)[in_eval], win_frame, win_score[in_eval], seg_len, first, span)
     else:
         raw = frame_scores(clips, lengths, win_clip, win_frame, win_score[in_eval])
     finite = np.isfinite(raw)

@@ -4,7 +4,10 @@
 
 Each run is re-scored from its saved window scores (``window_scores.npz``) with the *current*
 protocol code, so every row of the table uses the same evaluation, whatever version trained it.
-Rows group runs by method, dataset, missing-joint handling and official quirks.
+Rows group runs by method, dataset, missing-joint handling, official quirks, loss, window scoring
+and short-track handling; re-scorings of a run's checkpoint (``<run>/eval_*/``, written by
+``experiments/eval_visible_only.sh`` and ``experiments/eval_short_tracks.sh``) count as runs of
+their own settings.
 """
 from __future__ import annotations
 
@@ -67,7 +70,16 @@ def loss_of_run(run: Path) -> str:
     return target.rsplit(".", 1)[-1] or "MeanNLL"
 
 
-VISIBLE_ONLY_DIR = "eval_visible_only"  # written by experiments/eval_visible_only.sh
+RESCORE_DIRS = "eval_*"  # re-scorings of a run's checkpoint: experiments/eval_visible_only.sh, eval_short_tracks.sh
+
+
+def rescore_overrides(scores_dir: Path) -> tuple[dict, dict]:
+    """(dataset_overrides, model_overrides) a vadflow-eval re-scoring ran with (its .hydra/config.yaml)."""
+    import yaml
+
+    cfg_file = scores_dir / ".hydra" / "config.yaml"
+    cfg = yaml.safe_load(cfg_file.read_text()) if cfg_file.is_file() else {}
+    return dict(cfg.get("dataset_overrides") or {}), dict(cfg.get("model_overrides") or {})
 
 
 def scoring_label(model_cfg: dict) -> str:
@@ -83,16 +95,19 @@ def rescore(run: Path, data_root: str, cache_dir: str, scores_dir: Path | None =
     metrics = json.loads((run / "metrics.json").read_text())
     ckpt = torch.load(run / "model.ckpt", weights_only=True)
     ds = dict(ckpt["dataset"])
+    dataset_overrides, model_overrides = rescore_overrides(scores_dir) if scores_dir is not None else ({}, {})
+    ds.update(dataset_overrides)
     ds.update(current_eval_settings(ds["name"]))  # today's protocol definitions, for every run
     dm = PoseDataModule(**{**ds, "data_root": data_root, "cache_dir": cache_dir})
     dm.setup()
     scores = np.load((scores_dir or run) / "window_scores.npz")
     results = dm.evaluate(scores["index"], scores["score"])
-    scoring = "detected joints" if scores_dir is not None else scoring_label(dict(ckpt["method"].get("model", {})))
+    scoring = scoring_label({**dict(ckpt["method"].get("model", {})), **model_overrides})
     return {
         "scoring": scoring,
         "method": metrics["method"], "dataset": metrics["dataset"], "seed": metrics["seed"],
         "missing_joints": ds.get("missing_joints", "impute"), "official_quirks": bool(ds.get("official_quirks", False)),
+        "short_tracks": ds.get("short_tracks", "skip"),
         "loss": LOSS_NAMES.get(metrics.get("loss") or loss_of_run(run), metrics.get("loss") or loss_of_run(run)),
         "n_params": metrics.get("n_params"), "train_seconds": metrics.get("train_seconds"),
         "results": {r["protocol"]: r for r in results}, "run": str(run),
@@ -130,23 +145,24 @@ def main(argv=None) -> None:
         if run.parent.name not in methods or run.parts[-3] in ("synthetic", "shanghaitech_sample") or not (run / "window_scores.npz").exists():
             continue
         recs = [rescore(run, data_root, cache_dir)]
-        if (run / VISIBLE_ONLY_DIR / "window_scores.npz").exists():
-            recs.append(rescore(run, data_root, cache_dir, run / VISIBLE_ONLY_DIR))
+        for scores_dir in sorted(run.glob(RESCORE_DIRS)):
+            if (scores_dir / "window_scores.npz").exists():
+                recs.append(rescore(run, data_root, cache_dir, scores_dir))
         for rec in recs:
-            rows[(rec["method"], rec["dataset"], rec["missing_joints"], rec["official_quirks"], rec["loss"], rec["scoring"])].append(rec)
+            rows[(rec["method"], rec["dataset"], rec["missing_joints"], rec["official_quirks"], rec["loss"], rec["scoring"], rec["short_tracks"])].append(rec)
     out_dir = Path(args.out)
-    header = ["method", "dataset", "missing joints", "window score over", "loss", "seeds", "MPED-RNN protocol AUC", "STG-NF protocol AUC",
+    header = ["method", "dataset", "missing joints", "window score over", "short test tracks", "loss", "seeds", "MPED-RNN protocol AUC", "STG-NF protocol AUC",
               "STG-NF protocol, unsmoothed", "full-ShanghaiTech approx. (STG-NF scoring)", "params", "train s (mean)",
               "published (same protocol where stated)"]
     table = []
-    for (method, dataset, missing, quirks, loss, scoring), recs in sorted(
-            rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute", kv[0][5] != "detected joints")):
+    for (method, dataset, missing, quirks, loss, scoring, short), recs in sorted(
+            rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute", kv[0][5] != "detected joints", kv[0][6] != "skip", kv[0][6])):
         def res(protocol: str, key: str, recs=recs) -> list[float]:
             return [r["results"][protocol][key] for r in recs if protocol in r["results"]]
 
         label = missing + (" + official quirks" if quirks else "")
         table.append([
-            method, dataset, label, scoring, loss, ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"])),
+            method, dataset, label, scoring, short, loss, ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"])),
             fmt(res("mpedrnn", "auc")) if res("mpedrnn", "auc") else "-",
             fmt(res("stgnf", "auc")) if res("stgnf", "auc") else "-",
             fmt(res("stgnf", "auc_raw")) if res("stgnf", "auc_raw") else "-",
@@ -157,18 +173,21 @@ def main(argv=None) -> None:
     md = write_table(out_dir, args.name, header, table)
     print(md)
     print(summary_table(rows, out_dir, args.name + "_summary"))
+    if any(key[6] != "skip" for key in rows):
+        print(summary_table(rows, out_dir, args.name + "_summary_short_tracks", short_tracks="reflect"))
     print(f"\nwritten: {out_dir / (args.name + '.md')}, {args.name}_summary.md and .csv ({sum(len(v) for v in rows.values())} runs)")
 
 
 DATASET_TITLES = {"hr_shanghaitech": "HR-ShanghaiTech", "hr_avenue": "HR-Avenue", "poselift": "PoseLift"}
 
 
-def summary_table(rows: dict, out_dir: Path, name: str) -> str:
+def summary_table(rows: dict, out_dir: Path, name: str, short_tracks: str = "skip") -> str:
     """One row per method: vadflow's missing-joint handling (impute, no quirks, the run's own loss,
-    scores over detected joints where measured), both protocols per dataset, seeds in brackets."""
+    scores over detected joints where measured, ``short_tracks`` as given), both protocols per
+    dataset, seeds in brackets."""
     best: dict[tuple[str, str], list[dict]] = {}
-    for (method, dataset, missing, quirks, loss, scoring), recs in rows.items():
-        if missing != "impute" or quirks:
+    for (method, dataset, missing, quirks, loss, scoring, short), recs in rows.items():
+        if missing != "impute" or quirks or short != short_tracks:
             continue
         key = (method, dataset)
         rank = (scoring == "detected joints", len(recs))

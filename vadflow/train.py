@@ -52,6 +52,7 @@ def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: d
         "n_train_windows": evaluation["n_train_windows"],
         "missing_joints": dataset_cfg.get("missing_joints", "impute"),
         "official_quirks": bool(dataset_cfg.get("official_quirks", False)),
+        "short_tracks": dataset_cfg.get("short_tracks", "skip"),
         "protocols": {r["protocol"]: r for r in results},
         "prepare": evaluation.get("prepare", {}),
         "git_commit": git_commit(),
@@ -125,6 +126,19 @@ def fit_statistics(method, dm: PoseDataModule) -> None:
     method.fit_statistics(dm.statistics_dataloader())
 
 
+def calibrate(method, dm: PoseDataModule, cfg: DictConfig) -> dict:
+    """The false-alarm-rate calibration ``vadflow-score`` thresholds with: quantiles of the
+    scoring pipeline's frame scores on the normal training clips."""
+    from vadflow.score_tracks import calibrate_method
+
+    if getattr(dm, "train", None) is None:  # spawned strategies set the datamodule up elsewhere
+        dm.setup("fit")
+    t0 = time.perf_counter()
+    cal = calibrate_method(method, dm.train, to_plain(cfg.dataset), int(cfg.method.model.seg_len))
+    log.info("calibration: %d normal training frames scored in %.1f s", cal["n_frames"], time.perf_counter() - t0)
+    return cal
+
+
 def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int) -> dict:
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir))
     t0 = time.perf_counter()
@@ -148,7 +162,8 @@ def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int)
     if "val/loss" in trainer.callback_metrics:  # held-out normal clips (dataset.val_fraction > 0)
         record["val_loss"] = float(trainer.callback_metrics["val/loss"])
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
-    save_checkpoint(out_dir / "model.ckpt", method, to_plain(cfg.method), to_plain(cfg.dataset), record)
+    calibration = calibrate(method, dm, cfg) if cfg.get("calibrate", True) else None
+    save_checkpoint(out_dir / "model.ckpt", method, to_plain(cfg.method), to_plain(cfg.dataset), record, calibration)
     log_to_wandb(loggers, cfg, record, out_dir, dm)
     report(record, f" | {cfg.method.name} seed {cfg.seed}")
     print(f"run directory: {out_dir}")

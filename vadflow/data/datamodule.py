@@ -21,7 +21,7 @@ from vadflow.data.cache import load_prepared
 from vadflow.data.prepare_arrays import PreparedSplit, track_of_rows
 from vadflow.data.robustness import add_keypoint_noise, contaminate
 from vadflow.data.types import DataError
-from vadflow.data.windows import WindowBuilder, window_starts
+from vadflow.data.windows import WindowBuilder, short_track_windows, window_starts
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,13 @@ def identity_collate(batch):
 class WindowDataset(Dataset):
     """Windows of one split; with ``flip`` the dataset doubles (index >= N: mirrored copy)."""
 
-    def __init__(self, starts: np.ndarray, builder: WindowBuilder, flip: bool = False):
+    def __init__(self, starts: np.ndarray, builder: WindowBuilder, flip: bool = False, last: np.ndarray | None = None):
         self.starts = torch.from_numpy(starts)
         self.builder = builder
         self.flip = flip
         self.n = len(starts)
+        # last real row of each window: only padded windows of short tracks end before start + T - 1
+        self.last = None if last is None or (last == starts + builder.seg_len - 1).all() else torch.from_numpy(last)
 
     def __len__(self) -> int:
         return self.n * (2 if self.flip else 1)
@@ -46,7 +48,7 @@ class WindowDataset(Dataset):
         index = torch.as_tensor(indices, dtype=torch.long)
         base = index % self.n
         flip = index >= self.n if self.flip else None
-        x, vis = self.builder(self.starts[base], flip)
+        x, vis = self.builder(self.starts[base], flip, last=None if self.last is None else self.last[base])
         return {"x": x, "vis": vis, "index": index}
 
     def __getitem__(self, i):  # single items (rarely used): same path
@@ -81,6 +83,8 @@ class PoseDataModule(L.LightningDataModule):
         keypoint_noise: float = 0.0,
         contamination: float | None = None,
         contamination_clips: float = 0.5,
+        short_tracks: str = "skip",
+        short_min_len: int = 8,
         synthetic: dict | None = None,
         **_unused,
     ):
@@ -102,6 +106,9 @@ class PoseDataModule(L.LightningDataModule):
         self.keypoint_noise = float(keypoint_noise or 0.0)
         self.contamination = None if contamination is None else float(contamination)
         self.contamination_clips = float(contamination_clips)
+        if short_tracks not in ("skip", "reflect", "edge"):
+            raise DataError(f"dataset.short_tracks must be skip, reflect or edge, got {short_tracks!r}")
+        self.short_tracks, self.short_min_len = short_tracks, int(short_min_len)
         self.held_out_clips: list[str] = []
         self.val_set = None
         self.synthetic = dict(synthetic or {})
@@ -128,6 +135,10 @@ class PoseDataModule(L.LightningDataModule):
         starts = lambda split, stride: window_starts(split.frames, split.track_ptr, self.seg_len, stride, self.max_missing, self.official_quirks)  # noqa: E731
         train_starts, val_starts = self._hold_out_clips(train, starts(train, self.train_stride))
         test_starts = starts(test, self.test_stride)
+        test_last = test_starts + self.seg_len - 1
+        if self.short_tracks != "skip":  # one padded window per short test track (windows.py)
+            short_first, short_last = short_track_windows(test.frames, test.track_ptr, self.seg_len, self.short_min_len, self.max_missing)
+            test_starts, test_last = np.concatenate([test_starts, short_first]), np.concatenate([test_last, short_last])
         train_kp, train_vis = train.kp, train.vis
         if self.contamination is not None:  # robustness experiment: abnormal windows in training
             keep, contam, self.held_out_clips = contaminate(train_starts, test, starts(test, self.train_stride), self.contamination,
@@ -135,21 +146,28 @@ class PoseDataModule(L.LightningDataModule):
             train_kp, train_vis = np.concatenate([train.kp, test.kp]), np.concatenate([train.vis, test.vis])
             train_starts = np.concatenate([keep, contam + len(train.kp)])  # rows of test after those of train
             held = np.isin(np.asarray(test.clips)[test.track_clip[track_of_rows(test.track_ptr)[test_starts]]], self.held_out_clips)
-            test_starts = test_starts[~held]
+            test_starts, test_last = test_starts[~held], test_last[~held]
             test = replace(test, masks={c: m for c, m in test.masks.items() if c not in set(self.held_out_clips)})
             log.info("%s: %d clips held out of the evaluation (their abnormal windows may be in training)", self.name, len(self.held_out_clips))
         self.train, self.test = train, test
         if len(test_starts) == 0:
             raise DataError(f"{self.name}: no test track is long enough for a window of {self.seg_len} frames")
         self.train_set = WindowDataset(train_starts, WindowBuilder(train_kp, train_vis, self.seg_len, self.frame_size, use_vis), self.flip)
-        self.test_set = WindowDataset(test_starts, WindowBuilder(test.kp, test.vis, self.seg_len, self.frame_size, use_vis))
+        self.test_set = WindowDataset(test_starts, WindowBuilder(test.kp, test.vis, self.seg_len, self.frame_size, use_vis,
+                                                                 pad_mode=self.short_tracks), last=test_last)
         if len(val_starts):
             self.val_set = WindowDataset(val_starts, self.train_set.builder)
         # what scoring needs of each test window: clip, person, the frame its score is written to
         window_track = track_of_rows(test.track_ptr)[test_starts]
         self.test_clip = np.asarray(test.clips)[test.track_clip[window_track]]
         self.test_person = test.track_person[window_track]
-        self.test_frame = test.frames[test_starts] + self.seg_len // 2
+        # frames each window covers: first .. first + T - 1 for a full window (the protocols' rule),
+        # only the track's own frames for a padded one; its centre frame is the middle of those
+        first, last_frame = test.frames[test_starts], test.frames[test_last]
+        full = test_last == test_starts + self.seg_len - 1
+        self.test_first = first
+        self.test_span = np.where(full, self.seg_len, last_frame - first + 1)
+        self.test_frame = np.where(full, first + self.seg_len // 2, (first + last_frame) // 2)
         log.info("%s: %d train windows (x%d flip), %d test windows", self.name, len(train_starts), 2 if self.flip else 1, len(test_starts))
         for split_name, split in (("train", train), ("test", test)):
             short = int((np.diff(split.track_ptr) < self.seg_len).sum())
@@ -220,7 +238,7 @@ class PoseDataModule(L.LightningDataModule):
         return [
             scoring.evaluate_protocol(
                 p, self.masks_for(p.name), self.test_clip[index], self.test_frame[index], score, self.name,
-                win_person=self.test_person[index], seg_len=self.seg_len,
+                win_person=self.test_person[index], seg_len=self.seg_len, win_first=self.test_first[index], win_span=self.test_span[index],
             )
             for p in self.protocols
         ]

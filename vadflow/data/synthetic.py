@@ -518,3 +518,46 @@ def generate_synthetic(
         tracks, test.masks[name] = _make_clip(rng, name, scenes[scene], cfg, n_events)
         test.tracks.extend(tracks)
     return train, test
+
+
+def export_clips(out_dir, split: RawSplit, tracks_dir: str = "tracks") -> list[str]:
+    """Write a split as a practitioner's files: ``<tracks_dir>/<clip>_alphapose_tracked_person.json``
+    and, where the clip has one, ``masks/<clip>.npy``. Returns the clip names."""
+    from pathlib import Path
+
+    from vadflow.data.readers import alphapose_json
+
+    out = Path(out_dir)
+    (out / tracks_dir).mkdir(parents=True, exist_ok=True)
+    clips = sorted({t.clip for t in split.tracks} | set(split.masks))
+    for clip in clips:
+        (out / tracks_dir / f"{clip}_alphapose_tracked_person.json").write_text(alphapose_json([t for t in split.tracks if t.clip == clip]))
+        if clip in split.masks:
+            (out / "masks").mkdir(exist_ok=True)
+            np.save(out / "masks" / f"{clip}.npy", split.masks[clip])
+    return clips
+
+
+def main(argv=None) -> int:
+    """``python -m vadflow.data.synthetic --export DIR``: synthetic test clips (DIR/tracks, DIR/masks)
+    and normal clips (DIR/normal) as AlphaPose JSON, for trying vadflow-score."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m vadflow.data.synthetic", description=main.__doc__)
+    ap.add_argument("--export", required=True, help="output folder (tracks/ and masks/ are created inside)")
+    ap.add_argument("--clips", type=int, default=4, help="number of test clips")
+    ap.add_argument("--clip-len", type=int, default=600, help="frames per clip")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    train, test = generate_synthetic(seed=args.seed, n_train_clips=2 * args.clips, n_test_clips=args.clips, clip_len=args.clip_len)
+    clips = export_clips(args.export, test)
+    normal = export_clips(args.export, train, tracks_dir="normal")
+    print(f"wrote {len(clips)} test clips to {args.export}/tracks (AlphaPose JSON) with masks in {args.export}/masks, "
+          f"and {len(normal)} normal clips to {args.export}/normal")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

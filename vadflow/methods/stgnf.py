@@ -31,11 +31,13 @@ class STGNF(nn.Module):
         max_hop: int = 8,
         objective: nn.Module | None = None,
         score_visible_only: bool = False,
+        train_visible_only: bool = False,
     ):
         super().__init__()
         self.seg_len, self.n_joints, self.in_channels = seg_len, n_joints, in_channels
         self.R = float(R)
         self.score_visible_only = bool(score_visible_only)
+        self.train_visible_only = bool(train_visible_only)
         kernel = temporal_kernel or seg_len // 2 + 1
         A = torch.from_numpy(uniform_adjacency(n_joints, max_hop=max_hop))
         half = in_channels // 2
@@ -52,8 +54,16 @@ class STGNF(nn.Module):
         z, logdet = self.flow(x)
         return nll_bits_per_dim(z, logdet, self.R)
 
+    def window_nll(self, batch: dict, visible_only: bool) -> torch.Tensor:
+        """The window's NLL in bits per dimension, or its mean over detected joints only."""
+        if visible_only:
+            return masked_location_mean(self.score_map(batch), batch.get("vis"))
+        return self.nll(batch["x"])
+
     def loss(self, batch: dict) -> dict:
-        nll = self.nll(batch["x"])
+        """``train_visible_only``: the training NLL counts detected joints only, as the score does
+        (imputed joints still feed the coupling networks as context)."""
+        nll = self.window_nll(batch, self.train_visible_only)
         return {"loss": self.objective({"nll": nll}, batch), "nll": nll.detach().mean()}
 
     def score_map(self, batch: dict) -> torch.Tensor:
@@ -65,9 +75,7 @@ class STGNF(nn.Module):
         """The window's NLL (official), or with ``score_visible_only`` the mean of its per-location
         NLL over detected joints only: imputed joints are interpolations, and how likely the flow
         finds them says more about the imputation than about the person."""
-        if self.score_visible_only:
-            return masked_location_mean(self.score_map(batch), batch.get("vis"))
-        return self.nll(batch["x"])
+        return self.window_nll(batch, self.score_visible_only)
 
 
 def is_official_checkpoint(ckpt: dict) -> bool:

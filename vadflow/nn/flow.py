@@ -95,8 +95,20 @@ class Flow(nn.Module):
     def __init__(self, steps: list[FlowStep]):
         super().__init__()
         self.steps = nn.ModuleList(steps)
+        from vadflow.nn.fused_flow import step_qualifies
+
+        self.fusable = all(step_qualifies(s) for s in self.steps)  # STG-NF's own coupling nets
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, per_location: bool = False):
+        if self.fusable and cond is None and not self.training and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+            from vadflow.nn.fused_flow import fused_forward
+
+            return fused_forward(self.steps, x, per_location)  # same maths, a few fused passes (scoring)
+        if (self.fusable and cond is None and self.training and not per_location and torch.is_grad_enabled()
+                and not torch.is_autocast_enabled(x.device.type) and all(bool(s.actnorm.initialized) for s in self.steps)):
+            from vadflow.nn.fused_flow import plane_train_forward
+
+            return plane_train_forward(self.steps, x)  # same maths, fewer passes (training)
         shape = (x.shape[0], x.shape[2], x.shape[3]) if per_location else (x.shape[0],)
         logdet = torch.zeros(shape, device=x.device, dtype=x.dtype)
         z = x
@@ -108,6 +120,10 @@ class Flow(nn.Module):
 def gaussian_log_prob(z: torch.Tensor, mean: float | torch.Tensor = 0.0, logs: float | torch.Tensor = 0.0) -> torch.Tensor:
     """Sum over all but the batch dim of log N(z; mean, exp(logs)^2). The variance gets +1e-6 as
     in the official STG-NF code (keeps its outputs reproducible to 1e-5)."""
+    if isinstance(logs, (int, float)):  # a fixed prior (STG-NF's N(R, I)): constants folded, one pass over z
+        inv_var = 1.0 / (math.exp(2 * logs) + 1e-6)
+        const = (2 * logs + math.log(2 * math.pi)) * z[0].numel()
+        return -0.5 * ((z - mean).square().flatten(1).sum(1) * inv_var + const)
     logs = torch.as_tensor(logs, dtype=z.dtype, device=z.device)
     lp = -0.5 * (2 * logs + (z - mean) ** 2 / (torch.exp(2 * logs) + 1e-6) + math.log(2 * math.pi))
     return lp.flatten(1).sum(1)

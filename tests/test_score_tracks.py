@@ -1,0 +1,248 @@
+"""vadflow-score: inputs, per-frame scores, segments, threshold calibration, outputs, bad input."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from vadflow.data.prepare_arrays import prepare_split
+from vadflow.data.readers import alphapose_json
+from vadflow.data.synthetic import export_clips, generate_synthetic
+from vadflow.data.types import DataError, RawSplit, Track
+from vadflow.score_tracks import (
+    PRETRAINED_DIR, ClipScores, calibration_from_scores, find_clips, frame_results, main, score_windows, threshold_for_far, top_segments,
+)
+from vadflow.scoring import cover_frame_scores, cover_max_over_tracks
+from vadflow.train import run_training
+
+from .conftest import compose
+
+SHIPPED = ("stgnf", "daflow", "dsnf", "gmfcvae", "msgflow")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """Three synthetic test clips written as a practitioner's AlphaPose JSON files and masks."""
+    out = tmp_path_factory.mktemp("demo")
+    _, test = generate_synthetic(seed=5, n_train_clips=0, n_test_clips=3, clip_len=300)
+    export_clips(out, test)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_ckpt(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    overrides = [f"paths.output_dir={tmp / 'run'}", f"paths.cache_dir={tmp / 'cache'}", "+dataset.synthetic.n_train_clips=4",
+                 "+dataset.synthetic.n_test_clips=4", "+dataset.synthetic.clip_len=200", "logger=none", "trainer.max_epochs=1",
+                 "+trainer.enable_progress_bar=false", "threads=1"]
+    run_training(compose("train", overrides))
+    return tmp / "run" / "model.ckpt"
+
+
+# ----------------------------------------------------------------------------- inputs
+def test_find_clips_reads_json_files_track_folders_and_nested_trees(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "01_0014_alphapose_tracked_person.json").write_text("{}")
+    (tmp_path / "tree" / "01" / "0015").mkdir(parents=True)
+    (tmp_path / "tree" / "01" / "0015" / "001.csv").write_text("")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "7.csv").write_text("")
+    clips = find_clips([str(tmp_path / "a"), str(tmp_path / "tree"), str(tmp_path / "one")])
+    assert [(c.name, c.kind) for c in clips] == [("01_0014", "json"), ("01_0015", "csv_dir"), ("one", "csv_dir")]
+    assert find_clips([str(tmp_path / "a" / "01_0014_alphapose_tracked_person.json")])[0].name == "01_0014"
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: p / "nothing", "no such file"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "no AlphaPose .json file"),
+    (lambda p: (p / "x.txt").write_text("1") and p / "x.txt", "expected an AlphaPose .json"),
+])
+def test_find_clips_bad_paths_name_the_path(tmp_path, make, match):
+    with pytest.raises(DataError, match=match):
+        find_clips([str(make(tmp_path))])
+
+
+def test_two_inputs_with_the_same_clip_name_are_refused(tmp_path):
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "c.json").write_text("{}")
+    with pytest.raises(DataError, match="same clip name 'c'"):
+        find_clips([str(tmp_path / "x"), str(tmp_path / "y")])
+
+
+# ----------------------------------------------------------------------------- per-frame scores
+def test_cover_max_over_tracks_by_hand():
+    # track 0 covers frames 0-3 (score 1) and 2-5 (score 3); track 1 covers 4-6 (score 2.5)
+    score, driver = cover_max_over_tracks(8, np.array([0, 2, 4]), np.array([4, 4, 3]), np.array([0, 0, 1]), np.array([1.0, 3.0, 2.5]))
+    # frame:          0    1    2    3    4    5    6    7
+    expect = np.array([1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 2.5, -np.inf])
+    np.testing.assert_array_equal(score, expect)
+    np.testing.assert_array_equal(driver, [0, 0, 0, 0, 0, 0, 1, -1])
+
+
+def test_frame_scores_match_the_mpedrnn_protocol_without_dropped_frames():
+    """Same windows, same cover rule: the practitioner's per-frame raw score is the protocol's."""
+    _, test = generate_synthetic(seed=2, n_train_clips=0, n_test_clips=3, clip_len=200, drop_frame_rate=0.0, missing_joint_rate=0.0)
+    split = prepare_split(RawSplit(test.tracks), "impute")
+    model = _tiny_model()
+    windows, _ = score_windows(model, split, 24, (856, 480))
+    lengths = {c: len(test.masks[c]) for c in split.clips}
+    clips = frame_results(split, windows, lengths, 24, sigmas=(), fill=None)
+    got = np.concatenate([np.where(np.isnan(c.raw), -np.inf, c.raw) for c in clips])
+    win_clip = split.track_clip[windows.track]
+    expect = cover_frame_scores([lengths[c] for c in split.clips], win_clip, split.track_person[windows.track],
+                                split.frames[windows.starts] + 12, windows.score, 24)
+    # rows dropped for having no joint are missing frames; only compare frames where both agree a window exists
+    both = np.isfinite(got) & np.isfinite(expect)
+    assert both.sum() > 300
+    np.testing.assert_allclose(got[both], expect[both], rtol=1e-9)
+
+
+def test_segments_by_hand():
+    smoothed = np.array([0, 5, 6, 0, 0, 7, 9, 8, 0, 0, 0, 4.0])
+    person = np.array([-1, 3, 3, -1, 2, 2, 2, 2, -1, -1, -1, 5])
+    clip = ClipScores("c", smoothed, smoothed, person, (person >= 0).astype(int), 3, 0)
+    segs = top_segments(clip, threshold=3.5, top=5, merge_gap=0, fps=2.0)
+    assert [(s["start"], s["end"], s["peak_frame"], s["person"]) for s in segs] == [(5, 7, 6, 2), (1, 2, 2, 3), (11, 11, 11, 5)]
+    assert segs[0]["peak_score"] == 9 and segs[0]["start_s"] == 2.5 and segs[0]["end_s"] == 4.0
+    merged = top_segments(clip, threshold=3.5, top=1, merge_gap=2, fps=2.0)
+    assert [(s["start"], s["end"], s["person"]) for s in merged] == [(1, 7, 2)]
+
+
+def test_threshold_for_a_false_alarm_rate():
+    scores = np.arange(1000, dtype=float)
+    clip = ClipScores("c", scores, scores, np.zeros(1000, int), np.ones(1000, int), 1, 0)
+    cal = calibration_from_scores([clip], (), 1, "test")
+    assert threshold_for_far(cal, 0.01) == pytest.approx(np.quantile(scores, 0.99))
+    assert (scores > threshold_for_far(cal, 0.05)).mean() == pytest.approx(0.05, abs=0.002)
+    with pytest.raises(DataError, match="--far"):
+        threshold_for_far(cal, 1.5)
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_score_writes_csv_json_png_and_renders(demo, trained_ckpt, tmp_path, capsys):
+    out = tmp_path / "scores"
+    assert main(["--ckpt", str(trained_ckpt), str(demo / "tracks"), "--masks", str(demo / "masks"), "--out", str(out),
+                 "--render", "--far", "0.05", "--threads", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["threshold"]["mode"] == "calibrated" and summary["threshold"]["far"] == 0.05
+    assert len(summary["clips"]) == 3
+    for c in summary["clips"]:
+        mask = np.load(demo / "masks" / f"{c['clip']}.npy")
+        lines = (out / f"{c['clip']}.csv").read_text().splitlines()
+        assert lines[0] == "frame,score,score_raw,person,n_people,above_threshold,label"
+        assert len(lines) - 1 == len(mask) == c["n_frames"]
+        info = json.loads((out / f"{c['clip']}.json").read_text())
+        for s in info["segments"]:
+            assert {"start", "end", "person", "peak_score"} <= set(s) and s["start"] <= s["peak_frame"] <= s["end"]
+            assert s["peak_score"] > summary["threshold"]["value"]
+        assert (out / f"{c['clip']}.png").stat().st_size > 0
+        assert (out / f"{c['clip']}_segments.png").is_file() == bool(info["segments"])
+    assert any(json.loads((out / f"{c['clip']}.json").read_text())["segments"] for c in summary["clips"])
+    assert "clip AUC" in capsys.readouterr().out
+
+
+def test_score_reads_mpedrnn_track_folders(trained_ckpt, tmp_path):
+    _, test = generate_synthetic(seed=1, n_train_clips=0, n_test_clips=1, clip_len=200)
+    folder = tmp_path / "01" / "0001"
+    folder.mkdir(parents=True)
+    for t in test.tracks:
+        xy = np.where(t.kp[..., 2:3] > 0, t.kp[..., :2], 0.0).reshape(len(t.frames), -1)
+        np.savetxt(folder / f"{t.person:03d}.csv", np.c_[t.frames, xy], delimiter=",", fmt="%.2f")
+    assert main(["--ckpt", str(trained_ckpt), str(tmp_path / "01"), "--out", str(tmp_path / "o"), "--threshold", "0", "--threads", "1"]) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert [c["clip"] for c in summary["clips"]] == ["0001"] and summary["n_windows"] > 0
+    assert summary["threshold"] == {"mode": "fixed", "value": 0.0}
+
+
+def test_calibration_is_stored_by_training_and_by_calibrate(trained_ckpt, tmp_path):
+    ckpt = torch.load(trained_ckpt, weights_only=True)
+    cal = ckpt["calibration"]
+    assert cal["n_frames"] > 0 and len(cal["levels"]) == len(cal["smoothed_quantiles"])
+    assert np.all(np.diff(cal["smoothed_quantiles"]) >= 0)
+    del ckpt["calibration"]
+    bare = tmp_path / "bare.ckpt"
+    torch.save(ckpt, bare)
+    assert main(["--ckpt", str(bare), "--calibrate", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "cal.ckpt"), "--threads", "1"]) == 0
+    again = torch.load(tmp_path / "cal.ckpt", weights_only=True)["calibration"]
+    assert again["n_frames"] == cal["n_frames"]
+    np.testing.assert_allclose(again["smoothed_quantiles"], cal["smoothed_quantiles"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_score_out_of_the_box(name, demo, tmp_path):
+    path = PRETRAINED_DIR / f"{name}_hr_shanghaitech.ckpt"
+    assert path.is_file() and path.stat().st_size < 1_000_000  # small files in the repo
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["dataset"]["name"] == "hr_shanghaitech" and ckpt["calibration"]["n_frames"] > 10_000
+    assert main(["--ckpt", name, str(demo / "tracks"), "--out", str(tmp_path / name), "--threads", "1"]) == 0
+    summary = json.loads((tmp_path / name / "summary.json").read_text())
+    assert summary["method"] == name and summary["threshold"]["mode"] == "calibrated" and summary["n_windows"] > 0
+
+
+# ----------------------------------------------------------------------------- bad input
+def _cli_error(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_malformed_json_names_the_file(trained_ckpt, tmp_path, capsys):
+    bad = tmp_path / "cam1.json"
+    bad.write_text('{"1": {"0": {"keypoints": [1, 2')
+    err = _cli_error(capsys, ["--ckpt", str(trained_ckpt), str(bad), "--out", str(tmp_path / "o")])
+    assert "cam1.json: malformed JSON" in err
+
+
+def test_mask_shorter_than_the_tracks_names_the_mask(demo, trained_ckpt, tmp_path, capsys):
+    masks = tmp_path / "masks"
+    shutil.copytree(demo / "masks", masks)
+    clip = sorted(masks.glob("*.npy"))[0]
+    np.save(clip, np.zeros(10, np.uint8))
+    err = _cli_error(capsys, ["--ckpt", str(trained_ckpt), str(demo / "tracks"), "--masks", str(masks), "--out", str(tmp_path / "o")])
+    assert f"{clip.stem}.npy: the mask has 10 frames" in err
+
+
+def test_unknown_model_and_bad_frame_size(demo, capsys, tmp_path):
+    assert "nosuch: checkpoint not found" in _cli_error(capsys, ["--ckpt", "nosuch", str(demo / "tracks")])
+    assert "--frame-size" in _cli_error(capsys, ["--ckpt", "stgnf", str(demo / "tracks"), "--frame-size", "big", "--out", str(tmp_path / "o")])
+
+
+def test_tracks_too_short_and_nan_joints_are_counted_not_fatal(trained_ckpt, tmp_path):
+    kp = np.full((10, 17, 3), 100.0, np.float32)
+    kp[..., 2] = 1.0
+    kp[3, 4, :2] = np.nan  # a NaN joint: treated as missing
+    path = tmp_path / "short.json"
+    path.write_text(alphapose_json([Track("short", 1, np.arange(10), kp)]))
+    out = tmp_path / "o"
+    assert main(["--ckpt", str(trained_ckpt), str(path), "--out", str(out), "--threshold", "1"]) == 0
+    info = json.loads((out / "short.json").read_text())
+    assert info["n_tracks"] == 1 and info["n_tracks_not_scored"] == 1 and info["frames_with_people"] == 0 and info["segments"] == []
+
+
+def _tiny_model():
+    from vadflow.methods.stgnf import STGNF
+
+    torch.manual_seed(0)
+    model = STGNF(seg_len=24, K=2).eval()
+    with torch.no_grad():  # ActNorm initialised on a random batch, as after training
+        model.nll(torch.randn(64, 2, 24, 18))
+    return model
+
+
+def test_files_read_in_parallel_give_the_same_tracks_and_clean_errors(demo, tmp_path):
+    from vadflow.data.readers import SkipLog
+    from vadflow.score_tracks import read_clips
+
+    sources = find_clips([str(demo / "tracks")])
+    serial, parallel = read_clips(sources, SkipLog(), workers=1), read_clips(sources, SkipLog(), workers=2)
+    assert [[(t.person, len(t.frames)) for t in c] for c in serial] == [[(t.person, len(t.frames)) for t in c] for c in parallel]
+    np.testing.assert_array_equal(serial[0][0].kp, parallel[0][0].kp)
+    shutil.copytree(demo / "tracks", tmp_path / "tracks")
+    (tmp_path / "tracks" / "broken.json").write_text("[1, 2")
+    with pytest.raises(DataError, match="broken.json: malformed JSON"):
+        read_clips(find_clips([str(tmp_path / "tracks")]), SkipLog(), workers=2)
