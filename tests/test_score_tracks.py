@@ -25,8 +25,9 @@ SHIPPED = ("stgnf", "daflow", "dsnf", "gmfcvae", "msgflow")
 def demo(tmp_path_factory):
     """Three synthetic test clips written as a practitioner's AlphaPose JSON files and masks."""
     out = tmp_path_factory.mktemp("demo")
-    _, test = generate_synthetic(seed=5, n_train_clips=0, n_test_clips=3, clip_len=300)
+    train, test = generate_synthetic(seed=5, n_train_clips=4, n_test_clips=3, clip_len=300)
     export_clips(out, test)
+    export_clips(out, train, tracks_dir="normal")
     return out
 
 
@@ -246,3 +247,32 @@ def test_files_read_in_parallel_give_the_same_tracks_and_clean_errors(demo, tmp_
     (tmp_path / "tracks" / "broken.json").write_text("[1, 2")
     with pytest.raises(DataError, match="broken.json: malformed JSON"):
         read_clips(find_clips([str(tmp_path / "tracks")]), SkipLog(), workers=2)
+
+
+@pytest.mark.data
+def test_real_alphapose_sample_is_scored_and_its_anomaly_found(data_root, tmp_path):
+    """The real ShanghaiTech clip 01_0014 (a cyclist) with the shipped STG-NF model."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    shutil.copy(data_root / "shanghaitech-gt" / "test_frame_mask" / "01_0014.npy", masks)
+    out = tmp_path / "o"
+    assert main(["--ckpt", "stgnf", str(data_root / "samples" / "01_0014_alphapose_tracked_person.json"), "--masks", str(masks),
+                 "--out", str(out), "--threads", "1"]) == 0
+    info = json.loads((out / "01_0014.json").read_text())
+    mask = np.load(masks / "01_0014.npy")
+    assert info["n_frames"] == len(mask) and info["auc"] > 0.9
+    top = info["segments"][0]
+    assert mask[top["peak_frame"]] == 1  # the top segment peaks inside the labelled anomaly
+
+
+def test_threshold_calibrated_on_your_own_normal_tracks(demo, trained_ckpt, tmp_path):
+    out = tmp_path / "o"
+    assert main(["--ckpt", str(trained_ckpt), str(demo / "tracks"), "--normal", str(demo / "normal"), "--far", "0.02",
+                 "--out", str(out), "--threads", "1"]) == 0
+    th = json.loads((out / "summary.json").read_text())["threshold"]
+    assert th["mode"] == "calibrated" and "your normal tracks" in th["calibrated_on"] and th["n_calibration_frames"] > 100
+    # 2 % of the normal frames with people lie above it: score the normal tracks themselves
+    assert main(["--ckpt", str(trained_ckpt), str(demo / "normal"), "--threshold", str(th["value"]), "--out", str(tmp_path / "n"), "--threads", "1"]) == 0
+    clips = json.loads((tmp_path / "n" / "summary.json").read_text())["clips"]
+    above = sum(c["frames_above_threshold"] for c in clips) / sum(c["frames_with_people"] for c in clips)
+    assert above == pytest.approx(0.02, abs=0.01)

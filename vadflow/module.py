@@ -31,6 +31,7 @@ class AnomalyModule(L.LightningModule):
         self.results_dir = results_dir
         self.results: list[dict] = []
         self._scores: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.n_nonfinite_loss = 0  # training steps whose loss was NaN/inf (bf16 checks read it)
 
     def setup(self, stage: str) -> None:
         # several processes on one machine share its cores instead of each taking all of them
@@ -39,6 +40,7 @@ class AnomalyModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         out = self.method.loss(batch)
+        self.n_nonfinite_loss += int(not torch.isfinite(out["loss"].detach()).all())
         bs = batch["x"].shape[0]
         for key, value in out.items():
             self.log(f"train/{key}", value.detach().float(), on_step=False, on_epoch=True, prog_bar=key == "loss", batch_size=bs, sync_dist=True)

@@ -592,12 +592,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--conf-threshold", type=float, default=None, help="AlphaPose joints at or below this confidence count as missing")
     ap.add_argument("--masks", default=None, help="folder of <clip>.npy ground-truth masks (shaded in the plots, AUC per clip)")
     ap.add_argument("--threshold", type=float, default=None, help="fixed threshold on the smoothed score")
-    ap.add_argument("--far", type=float, default=0.01, help="false-alarm rate on normal training frames for the calibrated threshold")
+    ap.add_argument("--far", type=float, default=0.01, help="false-alarm rate on normal frames (the model's training data, or --normal) for the calibrated threshold")
     ap.add_argument("--sigmas", default=None, help="smoothing: comma-separated Gaussian sigmas in frames, applied in turn (default 1,2,3,4,5,6; 0 = none)")
     ap.add_argument("--stride", type=int, default=1, help="window stride (1 scores every window)")
     ap.add_argument("--short-tracks", default="skip", choices=["skip", "reflect", "edge"],
                     help="tracks shorter than a window: skip (as in training), or score one padded window each")
-    ap.add_argument("--normal", nargs="+", default=None, help="your own normal tracks (same formats): calibrate --far on them instead of the checkpoint's")
+    ap.add_argument("--normal", action="append", default=None, metavar="TRACKS",
+                    help="your own normal tracks (same formats; repeat for several): calibrate --far on them instead of the checkpoint's")
     ap.add_argument("--top", type=int, default=5, help="top segments kept per clip")
     ap.add_argument("--merge-gap", type=int, default=12, help="join segments closer than this many frames")
     ap.add_argument("--fps", type=float, default=25.0, help="frame rate, for times in seconds")

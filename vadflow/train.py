@@ -158,6 +158,7 @@ def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int)
         loss=type(method.objective).__name__ if hasattr(method, "objective") else None,
         n_params=count_trainable(method), train_seconds=train_seconds, eval_seconds=eval_seconds,
         epochs=int(trainer.current_epoch), threads=threads, world_size=trainer.world_size, precision=str(trainer.precision),
+        nonfinite_loss_steps=module.n_nonfinite_loss,  # counted in this process (all steps unless spawned)
     )
     if "val/loss" in trainer.callback_metrics:  # held-out normal clips (dataset.val_fraction > 0)
         record["val_loss"] = float(trainer.callback_metrics["val/loss"])
