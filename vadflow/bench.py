@@ -119,7 +119,7 @@ def write_hour_of_tracks(folder: Path, poses: int = 450_000, clip_len: int = 750
 
     total, frames, seed = 0, 0, 0
     while total < poses:
-        _, test = generate_synthetic(seed=1000 + seed, n_train_clips=0, n_test_clips=1, clip_len=clip_len, people_per_clip=(140, 160))
+        _, test = generate_synthetic(seed=1000 + seed, n_train_clips=0, n_test_clips=1, clip_len=clip_len, people_per_clip=(170, 190))
         for t in test.tracks:
             t.clip = f"camera_{seed:02d}"
         test.masks = {}
