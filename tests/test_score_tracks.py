@@ -75,11 +75,12 @@ def test_two_inputs_with_the_same_clip_name_are_refused(tmp_path):
 # ----------------------------------------------------------------------------- per-frame scores
 def test_cover_max_over_tracks_by_hand():
     # track 0 covers frames 0-3 (score 1) and 2-5 (score 3); track 1 covers 4-6 (score 2.5)
-    score, driver = cover_max_over_tracks(8, np.array([0, 2, 4]), np.array([4, 4, 3]), np.array([0, 0, 1]), np.array([1.0, 3.0, 2.5]))
+    score, driver, n_tracks = cover_max_over_tracks(8, np.array([0, 2, 4]), np.array([4, 4, 3]), np.array([0, 0, 1]), np.array([1.0, 3.0, 2.5]))
     # frame:          0    1    2    3    4    5    6    7
     expect = np.array([1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 2.5, -np.inf])
     np.testing.assert_array_equal(score, expect)
     np.testing.assert_array_equal(driver, [0, 0, 0, 0, 0, 0, 1, -1])
+    np.testing.assert_array_equal(n_tracks, [1, 1, 1, 1, 2, 2, 1, 0])
 
 
 def test_frame_scores_match_the_mpedrnn_protocol_without_dropped_frames():

@@ -193,10 +193,8 @@ def frame_results(split: PreparedSplit, windows: ScoredWindows, lengths: dict[st
     win_clip = split.track_clip[windows.track]
     first = split.frames[windows.starts]
     last = split.frames[windows.last]
-    score, driver = cover_max_over_tracks(int(offsets[-1]), offsets[win_clip] + first, last - first + 1, windows.track,
-                                          windows.score, begin=offsets[win_clip], end=offsets[win_clip + 1])
-    # people per frame: how many tracks have a window covering it (a track counted once per frame)
-    n_people = _people_per_frame(int(offsets[-1]), offsets[win_clip] + first, last - first + 1, windows.track)
+    score, driver, n_people = cover_max_over_tracks(int(offsets[-1]), offsets[win_clip] + first, last - first + 1, windows.track,
+                                                    windows.score, begin=offsets[win_clip], end=offsets[win_clip + 1])
     out = []
     for i, clip in enumerate(clips):
         sl = slice(offsets[i], offsets[i + 1])
@@ -215,16 +213,6 @@ def frame_results(split: PreparedSplit, windows: ScoredWindows, lengths: dict[st
             n_short_tracks=len(tracks) - n_scored,
         ))
     return out
-
-
-def _people_per_frame(n_frames: int, first: np.ndarray, span: np.ndarray, track: np.ndarray) -> np.ndarray:
-    if not len(first):
-        return np.zeros(n_frames, np.int64)
-    width = int(span.max())
-    pos = first[:, None] + np.arange(width)[None]
-    inside = np.arange(width)[None] < span[:, None]
-    key = np.unique(np.broadcast_to(track[:, None], pos.shape)[inside] * (n_frames + 1) + pos[inside])
-    return np.bincount(key % (n_frames + 1), minlength=n_frames)[:n_frames].astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- threshold

@@ -159,7 +159,7 @@ def cover_frame_scores(
     start = np.asarray(win_frame, np.int64) - seg_len // 2 if win_first is None else np.asarray(win_first, np.int64)
     first = offsets[win_clip] + start
     span = np.full(len(win_score), seg_len, np.int64) if win_span is None else np.asarray(win_span, np.int64)
-    score, _ = cover_max_over_tracks(int(offsets[-1]), first, span, track.reshape(-1), win_score,
+    score, _, _ = cover_max_over_tracks(int(offsets[-1]), first, span, track.reshape(-1), win_score,
                                      begin=offsets[win_clip], end=offsets[win_clip + 1])
     return score
 
@@ -172,11 +172,12 @@ def cover_max_over_tracks(
 
     Window ``i`` covers positions ``first[i] .. first[i] + span[i] - 1`` (clipped to
     ``[begin[i], end[i])``, its clip). A track's score on a frame is the mean over its covering
-    windows; the frame's score is the max over tracks. Returns ``(score, track)``: ``-inf`` and
-    ``-1`` where no window covers the frame; ``track`` is the track that drives each frame."""
+    windows; the frame's score is the max over tracks. Returns ``(score, track, n_tracks)``:
+    ``-inf`` and ``-1`` where no window covers the frame; ``track`` is the track that drives each
+    frame, ``n_tracks`` how many tracks cover it."""
     out, driver = np.full(n_frames, -np.inf), np.full(n_frames, -1, np.int64)
     if not len(score):
-        return out, driver
+        return out, driver, np.zeros(n_frames, np.int64)
     first, span, track = (np.asarray(a, np.int64) for a in (first, span, track))
     width = int(span.max())
     pos = first[:, None] + np.arange(width)[None]  # (N, width)
@@ -190,11 +191,12 @@ def cover_max_over_tracks(
     uniq, inv = np.unique(key, return_inverse=True)
     mean = np.bincount(inv, weights=np.broadcast_to(np.asarray(score, np.float64)[:, None], pos.shape)[inside]) / np.bincount(inv)
     frame, trk = uniq % base, uniq // base
+    n_tracks = np.bincount(frame, minlength=n_frames)[:n_frames].astype(np.int64)  # one key per (track, frame)
     order = np.lexsort((mean, frame))  # by frame, then score: the last of each frame is its max
     frame, trk, mean = frame[order], trk[order], mean[order]
     last = np.r_[frame[1:] != frame[:-1], True]
     out[frame[last]], driver[frame[last]] = mean[last], trk[last]
-    return out, driver
+    return out, driver, n_tracks
 
 
 def smooth(scores: np.ndarray, sigmas) -> np.ndarray:
