@@ -172,8 +172,10 @@ class PoseDataModule(L.LightningDataModule):
         for split_name, split in (("train", train), ("test", test)):
             short = int((np.diff(split.track_ptr) < self.seg_len).sum())
             if short:  # a counted skip, not an error: such tracks simply have no window
-                log.warning("%s %s: %d of %d tracks are shorter than a window (T=%d) and are skipped",
-                            self.name, split_name, short, split.n_tracks, self.seg_len)
+                padded = split_name == "test" and self.short_tracks != "skip"
+                log.warning("%s %s: %d of %d tracks are shorter than a window (T=%d) and are %s",
+                            self.name, split_name, short, split.n_tracks, self.seg_len,
+                            f"scored by one {self.short_tracks}-padded window if they have >= {self.short_min_len} poses" if padded else "skipped")
 
     def _hold_out_clips(self, train: PreparedSplit, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whole normal training clips held out for validation (model selection never sees test
