@@ -40,7 +40,7 @@ import torch
 from vadflow.data.prepare_arrays import PreparedSplit, prepare_split, track_of_rows
 from vadflow.data.readers import SkipLog, parse_alphapose_json, parse_mask, parse_mpedrnn_csvs
 from vadflow.data.types import DataError, RawSplit, Track
-from vadflow.data.windows import WindowBuilder, short_track_windows, window_starts
+from vadflow.data.windows import WindowBuilder, scoring_windows
 from vadflow.scoring import STGNF_SIGMAS, cover_max_over_tracks, roc_auc, smooth
 
 log = logging.getLogger("vadflow.score")
@@ -162,11 +162,8 @@ class ScoredWindows:
 def score_windows(method, split: PreparedSplit, seg_len: int, frame_size, stride: int = 1, max_missing: int = 2,
                   use_visibility: bool = True, short_tracks: str = "skip", short_min_len: int = 8,
                   batch_size: int = 8192) -> tuple[ScoredWindows, WindowBuilder]:
-    starts = window_starts(split.frames, split.track_ptr, seg_len, stride, max_missing)
-    last = starts + seg_len - 1
-    if short_tracks != "skip":  # one padded window per short track (vadflow.data.windows)
-        first_s, last_s = short_track_windows(split.frames, split.track_ptr, seg_len, short_min_len, max_missing)
-        starts, last = np.concatenate([starts, first_s]), np.concatenate([last, last_s])
+    starts, last = scoring_windows(split.frames, split.track_ptr, seg_len, stride, max_missing,
+                                   short_tracks=short_tracks, short_min_len=short_min_len)
     builder = WindowBuilder(split.kp, split.vis, seg_len, frame_size, use_visibility, pad_mode=short_tracks if short_tracks != "skip" else "reflect")
     scores = np.empty(len(starts))
     was_training = method.training
@@ -195,22 +192,22 @@ def frame_results(split: PreparedSplit, windows: ScoredWindows, lengths: dict[st
     last = split.frames[windows.last]
     score, driver, n_people = cover_max_over_tracks(int(offsets[-1]), offsets[win_clip] + first, last - first + 1, windows.track,
                                                     windows.score, begin=offsets[win_clip], end=offsets[win_clip + 1])
+    n_tracks = np.bincount(split.track_clip, minlength=len(clips))
+    n_scored = np.bincount(split.track_clip[np.unique(windows.track)], minlength=len(clips))
     out = []
     for i, clip in enumerate(clips):
         sl = slice(offsets[i], offsets[i + 1])
         raw = score[sl]
         seen = np.isfinite(raw)
         level = fill if fill is not None else (raw[seen].min() if seen.any() else 0.0)
-        tracks = np.flatnonzero(split.track_clip == i)
-        n_scored = len(np.unique(windows.track[win_clip == i]))
         out.append(ClipScores(
             clip=clip,
             raw=np.where(seen, raw, np.nan),
             smoothed=smooth(np.where(seen, raw, level), sigmas) if seen.any() else np.full(len(raw), level),
             person=np.where(seen, split.track_person[np.clip(driver[sl], 0, None)], -1),
             n_people=n_people[sl],
-            n_tracks=len(tracks),
-            n_short_tracks=len(tracks) - n_scored,
+            n_tracks=int(n_tracks[i]),
+            n_short_tracks=int(n_tracks[i] - n_scored[i]),
         ))
     return out
 
@@ -397,6 +394,16 @@ def resolve_checkpoint(name: str) -> Path:
     raise DataError(f"{name}: checkpoint not found (a file, or a shipped model: {', '.join(known)})")
 
 
+def parse_sigmas(text: str | None) -> tuple[float, ...]:
+    """``--sigmas 1,2,3``: Gaussian sigmas applied in turn; default STG-NF's cascade, ``0`` = none."""
+    if text is None:
+        return STGNF_SIGMAS
+    try:
+        return tuple(v for v in (float(t) for t in text.split(",")) if v > 0)
+    except ValueError as exc:
+        raise DataError(f"--sigmas must be comma-separated numbers, got {text!r}") from exc
+
+
 def parse_frame_size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[x,]\s*(\d+)\s*", text)
     if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
@@ -458,7 +465,7 @@ def score_inputs(args) -> dict:
     ckpt = read_checkpoint(ckpt_path)
     method, method_cfg = load_method(ckpt, ckpt_path)
     dataset_cfg = dict(ckpt.get("dataset") or {})
-    sigmas = STGNF_SIGMAS if args.sigmas is None else tuple(float(s) for s in args.sigmas.split(",") if float(s) > 0)
+    sigmas = parse_sigmas(args.sigmas)
     pipe = Pipeline.for_dataset(method, dataset_cfg, int(method_cfg["model"]["seg_len"]), conf_threshold=args.conf_threshold,
                                 stride=args.stride, sigmas=sigmas, short_tracks=args.short_tracks)
     if args.frame_size:
@@ -560,7 +567,7 @@ def calibrate_checkpoint(args) -> Path:
     ds = ckpt["dataset"]
     train, _, _ = load_prepared(ds["name"], args.data_root, args.cache_dir, ds.get("missing_joints", "impute"),
                                 ds.get("conf_threshold", 0.0), ds.get("synthetic"))
-    sigmas = STGNF_SIGMAS if args.sigmas is None else tuple(float(s) for s in args.sigmas.split(",") if float(s) > 0)
+    sigmas = parse_sigmas(args.sigmas)
     ckpt["calibration"] = calibrate_method(method, train, ds, int(method_cfg["model"]["seg_len"]), args.stride, sigmas)
     target = Path(args.out) if args.out else ckpt_path
     torch.save(ckpt, target)

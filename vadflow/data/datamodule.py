@@ -21,7 +21,7 @@ from vadflow.data.cache import load_prepared
 from vadflow.data.prepare_arrays import PreparedSplit, track_of_rows
 from vadflow.data.robustness import add_keypoint_noise, contaminate
 from vadflow.data.types import DataError
-from vadflow.data.windows import WindowBuilder, short_track_windows, window_starts
+from vadflow.data.windows import WindowBuilder, scoring_windows, window_starts
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +134,8 @@ class PoseDataModule(L.LightningDataModule):
         use_vis = self.missing_joints == "impute"
         starts = lambda split, stride: window_starts(split.frames, split.track_ptr, self.seg_len, stride, self.max_missing, self.official_quirks)  # noqa: E731
         train_starts, val_starts = self._hold_out_clips(train, starts(train, self.train_stride))
-        test_starts = starts(test, self.test_stride)
-        test_last = test_starts + self.seg_len - 1
-        if self.short_tracks != "skip":  # one padded window per short test track (windows.py)
-            short_first, short_last = short_track_windows(test.frames, test.track_ptr, self.seg_len, self.short_min_len, self.max_missing)
-            test_starts, test_last = np.concatenate([test_starts, short_first]), np.concatenate([test_last, short_last])
+        test_starts, test_last = scoring_windows(test.frames, test.track_ptr, self.seg_len, self.test_stride, self.max_missing,
+                                                 self.official_quirks, self.short_tracks, self.short_min_len)
         train_kp, train_vis = train.kp, train.vis
         if self.contamination is not None:  # robustness experiment: abnormal windows in training
             keep, contam, self.held_out_clips = contaminate(train_starts, test, starts(test, self.train_stride), self.contamination,

@@ -56,6 +56,18 @@ def short_track_windows(frames: np.ndarray, track_ptr: np.ndarray, seg_len: int,
     return first[ok], last[ok]
 
 
+def scoring_windows(frames: np.ndarray, track_ptr: np.ndarray, seg_len: int, stride: int, max_missing: int = 2,
+                    official_quirks: bool = False, short_tracks: str = "skip", short_min_len: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, last real row) of every window that is scored: the full windows, then with
+    ``short_tracks`` other than ``skip`` one padded window per short track."""
+    starts = window_starts(frames, track_ptr, seg_len, stride, max_missing, official_quirks)
+    last = starts + seg_len - 1
+    if short_tracks != "skip":
+        short_first, short_last = short_track_windows(frames, track_ptr, seg_len, short_min_len, max_missing)
+        starts, last = np.concatenate([starts, short_first]), np.concatenate([last, short_last])
+    return starts, last
+
+
 def padded_positions(starts: torch.Tensor, last: torch.Tensor, seg_len: int, mode: str = "reflect") -> tuple[torch.Tensor, torch.Tensor]:
     """Rows (B, T) of windows whose poses end at row ``last`` (a full window has ``last = start + T - 1``
     and gets ``start .. start + T - 1``), and a (B, T) mask of the positions that repeat a pose."""
