@@ -41,12 +41,14 @@ def test_models_stay_tiny():
 def test_dual_attention_gates_frames_and_body_parts():
     att = DualAttention(2)
     h = torch.randn(3, 2, 24, 18)
-    g_frame, g_skel = att.gates(h)
-    assert g_frame.shape == (3, 2, 24, 1) and g_skel.shape == (3, 2, 24, 18)
+    g_frame, g_parts = att.gates(h)
+    assert g_frame.shape == (3, 2, 24, 1) and g_parts.shape == (3, 2, 24, 6)
     assert torch.all((g_frame > 0) & (g_frame < 1))
-    # joints of one body part share their skeleton gate
+    g_skel = g_parts @ att.spread  # joints of one body part share their part's gate
     assert torch.equal(g_skel[..., 3], g_skel[..., 4])  # right arm
-    assert torch.allclose(att(h), h * (1 + (g_frame + g_skel) / 2))
+    assert torch.allclose(att(h), h * (1 + (g_frame + g_skel) / 2), atol=1e-6)
+    # the frame gate: a temporal conv over the joint mean, as torch's Conv1d computes it
+    torch.testing.assert_close(g_frame[..., 0], torch.sigmoid(att.frame(h.mean(3))), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="exactly once"):
         DualAttention(2, parts={"a": [0, 1]})
 

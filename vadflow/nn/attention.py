@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from vadflow.nn.graph import BODY_PARTS
+from vadflow.nn.stgcn import conv_over_time
 
 
 def part_matrix(parts: dict[str, list[int]], n_joints: int) -> torch.Tensor:
@@ -49,19 +50,23 @@ class DualAttention(nn.Module):
             raise ValueError("DualAttention needs at least one of the frame and skeleton branches")
 
     def gates(self, h: torch.Tensor) -> list[torch.Tensor]:
+        """The gates in part space: frame (B, C, T, 1), skeleton (B, C, T, P)."""
         out = []
         if self.frame is not None:
-            g = torch.sigmoid(self.frame(h.mean(dim=3)))  # (B, C, T)
-            out.append(g.unsqueeze(3))
+            out.append(torch.sigmoid(conv_over_time(h.sum(3) * (1.0 / h.shape[3]), self.frame)).unsqueeze(3))
         if self.part_mix is not None:
             parts = h @ self.pool  # (B, C, T, P)
-            g = torch.sigmoid(parts @ self.part_mix + self.part_bias)
-            out.append(g @ self.spread)  # (B, C, T, V)
+            out.append(torch.sigmoid(parts @ self.part_mix + self.part_bias))
         return out
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         gates = self.gates(h)
-        return h * (1.0 + sum(gates) / len(gates))
+        if self.part_mix is None:
+            return h * (1.0 + gates[0])
+        # every joint is in exactly one part, so spreading (frame + part gates) from parts to joints
+        # equals adding the frame gate to the spread part gate: one matmul, then h + h * gate
+        gate = gates[-1] if len(gates) == 1 else (gates[0] + gates[1]) * 0.5
+        return torch.addcmul(h, h, gate @ self.spread)
 
 
 __all__ = ["DualAttention", "part_matrix"]

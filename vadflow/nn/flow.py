@@ -51,6 +51,32 @@ class ActNorm(nn.Module):
         return z, logdet + (per_location if logdet.ndim == 3 else per_location * x.shape[2] * x.shape[3])
 
 
+class CouplingTransform(torch.autograd.Function):
+    """``out = (z2 + shift) * scale``, ``scale = sigmoid(raw + 2) + 1e-6``, and ``log(scale)``
+    summed over channels (``per_location``: a (B, T, V) map) or over all but the batch, as one
+    autograd node: autograd records ~8 nodes here, each keeping its own temporaries."""
+
+    @staticmethod
+    def forward(ctx, z2, shift, raw, per_location: bool):
+        u = torch.sigmoid(raw + 2.0)
+        scale = u + 1e-6
+        moved = z2 + shift
+        log_scale = torch.log(scale)
+        log_scale = log_scale.sum(1) if per_location else log_scale.flatten(1).sum(1)
+        ctx.save_for_backward(u, moved)
+        ctx.per_location = per_location
+        return moved * scale, log_scale
+
+    @staticmethod
+    def backward(ctx, g_out, g_log_scale):
+        u, moved = ctx.saved_tensors
+        scale = u + 1e-6
+        g_z2 = g_out * scale  # = the gradient of shift
+        g_ls = g_log_scale[:, None] if ctx.per_location else g_log_scale.view(-1, *([1] * (u.dim() - 1)))
+        g_raw = (g_out * moved).add_(g_ls / scale).mul_(u).mul_(1.0 - u)  # d scale/d raw = u (1 - u)
+        return g_z2, g_z2, g_raw, None
+
+
 class AffineCoupling(nn.Module):
     """STG-NF coupling: ``h = net(z1)``, shift = h[:, 0::2], scale = sigmoid(h[:, 1::2] + 2) + 1e-6,
     ``z2 = (z2 + shift) * scale``. The +2 starts the scale near 1; the 1e-6 keeps log finite."""
@@ -61,13 +87,12 @@ class AffineCoupling(nn.Module):
         self.split = channels // 2
 
     def forward(self, z: torch.Tensor, logdet: torch.Tensor, cond: torch.Tensor | None = None):
-        z1, z2 = z[:, : self.split], z[:, self.split :]
+        return self.couple(z[:, : self.split], z[:, self.split :], logdet, cond)
+
+    def couple(self, z1: torch.Tensor, z2: torch.Tensor, logdet: torch.Tensor, cond: torch.Tensor | None = None):
         h = self.net(z1, cond)
-        shift, raw = h[:, 0::2], h[:, 1::2]
-        scale = torch.sigmoid(raw + 2.0) + 1e-6
-        z2 = (z2 + shift) * scale
-        log_scale = torch.log(scale)
-        return torch.cat([z1, z2], 1), logdet + (log_scale.sum(1) if logdet.ndim == 3 else log_scale.flatten(1).sum(1))
+        z2, log_scale = CouplingTransform.apply(z2, h[:, 0::2], h[:, 1::2], logdet.ndim == 3)
+        return torch.cat([z1, z2], 1), logdet + log_scale
 
 
 class FlowStep(nn.Module):
@@ -78,8 +103,9 @@ class FlowStep(nn.Module):
 
     def forward(self, z, logdet, cond=None):
         z, logdet = self.actnorm(z, logdet)
-        z = z.flip(1)  # channel reversal: the permutation STG-NF uses
-        return self.coupling(z, logdet, cond)
+        if z.shape[1] == 2:  # channel reversal as two views instead of a flipped copy
+            return self.coupling.couple(z[:, 1:], z[:, :1], logdet, cond)
+        return self.coupling(z.flip(1), logdet, cond)  # channel reversal: the permutation STG-NF uses
 
 
 class Flow(nn.Module):

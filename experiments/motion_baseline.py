@@ -1,0 +1,56 @@
+"""A diagnostic, not a method: how far does a person's global motion alone go on each dataset?
+
+STG-NF (and every flow here) normalises each window by its own mean and spread, so a window's
+score cannot see where the person is, how fast they cross the frame, or how big they are. This
+script scores the same test windows by global motion only, with nothing learned: the speed of the
+skeleton's centre (mean of detected joints), in body heights per frame, averaged over the window.
+The frame scores then go through the same protocols as every trained model
+(``PoseDataModule.evaluate``). If this trivial score beats the flows on a dataset, that dataset's
+anomalies are largely about trajectories, which the window normalisation throws away.
+
+    VADFLOW_DATA=../shared/datasets python experiments/motion_baseline.py hr_avenue hr_shanghaitech poselift
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+
+from vadflow.config import CONF_DIR, datamodule_kwargs, to_plain
+from vadflow.data.datamodule import PoseDataModule
+from vadflow.scoring import format_result
+
+
+def window_speed(kp: np.ndarray, vis: np.ndarray, starts: np.ndarray, seg_len: int) -> np.ndarray:
+    """Mean centre speed over each window, in body heights per frame (detected joints only)."""
+    rows = starts[:, None] + np.arange(seg_len)  # (W, T)
+    xy, seen = kp[rows], vis[rows]  # (W, T, V, 2), (W, T, V)
+    n = seen.sum(-1)
+    centre = (xy * seen[..., None]).sum(2) / np.maximum(n, 1)[..., None]  # (W, T, 2)
+    y = np.where(seen, xy[..., 1], np.nan)
+    with np.errstate(all="ignore"):
+        height = np.nanmax(y, axis=2) - np.nanmin(y, axis=2)  # (W, T) extent of detected joints
+        body = np.nanmedian(np.where(n >= 5, height, np.nan), axis=1)  # a robust body size per window
+    step = np.linalg.norm(np.diff(centre, axis=1), axis=-1)  # (W, T-1)
+    ok = (n[:, 1:] > 0) & (n[:, :-1] > 0)
+    speed = (step * ok).sum(1) / np.maximum(ok.sum(1), 1)
+    return speed / np.where(np.isfinite(body) & (body > 1), body, np.nanmedian(body))
+
+
+def main(datasets: list[str]) -> None:
+    for name in datasets:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[f"dataset={name}", "paths.output_dir=."])
+        dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), 256))
+        dm.setup()
+        starts = dm.test_set.starts.numpy()
+        if dm.test_set.last is not None:
+            raise SystemExit("motion_baseline: run with dataset.short_tracks=skip (full windows only)")
+        score = window_speed(dm.test.kp, dm.test.vis, starts, dm.seg_len)
+        for res in dm.evaluate(np.arange(len(starts)), score):
+            print(format_result(res, name) + " | global-motion baseline (centre speed, nothing learned)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["hr_avenue"])
