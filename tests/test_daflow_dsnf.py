@@ -92,6 +92,9 @@ def test_ball_operations_match_geoopt(ball):
     torch.testing.assert_close(back(hyp.lambda_x(cf(x), c)), ball.lambda_x(x, keepdim=True))
     W = torch.randn(4, 4, dtype=torch.float64)
     torch.testing.assert_close(back(hyp.expmap0(cf(u @ W.t()), c)), ball.mobius_matvec(W, x))  # identity used in the layer
+    far = hyp.expmap0(cf(u * 40), c)  # tanh saturates: the point is projected just inside the ball
+    torch.testing.assert_close(hyp._norm(far), torch.full_like(hyp._norm(far), (1 - hyp.BALL_EPS) / float(c) ** 0.5))
+    torch.testing.assert_close(far, hyp.project(far, c))
 
 
 def test_gyromidpoint_matches_geoopt(ball):
@@ -103,6 +106,9 @@ def test_gyromidpoint_matches_geoopt(ball):
     torch.testing.assert_close(ours[0, :, 0, 0], ref)
     # a point is its own midpoint; far points pull harder than a Euclidean mean would
     torch.testing.assert_close(hyp.gyromidpoint(x.t()[None, :, None, :1], torch.ones(1, 1, dtype=torch.float64), ball.c)[0, :, 0, 0], x[0])
+    x4 = hyp.project(torch.randn(2, 3, 4, 5, dtype=torch.float64) * 0.4, ball.c)
+    A = torch.rand(5, 5, dtype=torch.float64)
+    torch.testing.assert_close(hyp.gyromidpoint_log0(x4, A, ball.c), hyp.logmap0(hyp.gyromidpoint(x4, A, ball.c), ball.c))
 
 
 def test_hyperbolic_branch_survives_extreme_inputs_in_bf16():

@@ -57,9 +57,11 @@ def project(x: torch.Tensor, c: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
 
 def expmap0(u: torch.Tensor, c: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``tanh(sqrt(c) |u|) u / (sqrt(c) |u|)``, projected: the result's norm is
+    ``tanh(sqrt(c) |u|) / sqrt(c)``, so clamping the tanh at 1 - BALL_EPS is the projection."""
     sc = c.sqrt()
-    n = _norm(u, dim)
-    return project(torch.tanh(sc * n) * u / (sc * n), c, dim)
+    sn = sc * _norm(u, dim)
+    return u * (torch.tanh(sn).clamp_max(1 - BALL_EPS) / sn)
 
 
 def logmap0(y: torch.Tensor, c: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -86,13 +88,24 @@ def mobius_scalar_mul(r: float, x: torch.Tensor, c: torch.Tensor, dim: int = 1) 
     return project(torch.tanh(r * _artanh(sc * n)) * x / (sc * n), c, dim)
 
 
-def gyromidpoint(x: torch.Tensor, A: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Weighted gyromidpoints over the last axis: x (B, C, T, V) on the ball, A (V, W) non-negative
-    weights (column w = the neighbours of output node w). Returns (B, C, T, W) on the ball."""
+def _midpoint_before_halving(x: torch.Tensor, A: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``sum_j a_j lambda_j x_j / sum_j a_j (lambda_j - 1)`` over the last axis, on the ball."""
     lam = lambda_x(x, c)
     num = torch.einsum("bctv,vw->bctw", lam * x, A)
     den = torch.einsum("bctv,vw->bctw", lam - 1.0, A).clamp_min(1e-6)  # lambda >= 2 > 1
-    return mobius_scalar_mul(0.5, project(num / den, c), c)
+    return project(num / den, c)
+
+
+def gyromidpoint(x: torch.Tensor, A: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Weighted gyromidpoints over the last axis: x (B, C, T, V) on the ball, A (V, W) non-negative
+    weights (column w = the neighbours of output node w). Returns (B, C, T, W) on the ball."""
+    return mobius_scalar_mul(0.5, _midpoint_before_halving(x, A, c), c)
+
+
+def gyromidpoint_log0(x: torch.Tensor, A: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``logmap0(gyromidpoint(x, A, c))`` in fewer operations: Mobius scalar multiplication is
+    ``r (x) y = expmap0(r logmap0(y))``, so ``logmap0(1/2 (x) y) = 1/2 logmap0(y)``."""
+    return 0.5 * logmap0(_midpoint_before_halving(x, A, c), c)
 
 
 class HyperbolicGraphConv(nn.Module):
@@ -117,5 +130,5 @@ class HyperbolicGraphConv(nn.Module):
             u = clip_norm(u, self.max_tangent_norm)
             x = expmap0(torch.einsum("oc,bctv->botv", self.weight.to(u.dtype), u), c)  # = Mobius matvec of expmap0(u)
             x = mobius_add(x, expmap0(clip_norm(self.bias.to(u.dtype), self.max_tangent_norm), c), c)
-            t = logmap0(gyromidpoint(x, self.A, c), c)  # aggregate skeleton neighbours on the ball
+            t = gyromidpoint_log0(x, self.A, c)  # aggregate skeleton neighbours on the ball, back to the tangent space
             return temporal_conv(self.temporal, t)
