@@ -13,6 +13,7 @@ anomalies are largely about trajectories, which the window normalisation throws 
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 from hydra import compose, initialize_config_dir
@@ -29,7 +30,8 @@ def window_speed(kp: np.ndarray, vis: np.ndarray, starts: np.ndarray, seg_len: i
     n = seen.sum(-1)
     centre = (xy * seen[..., None]).sum(2) / np.maximum(n, 1)[..., None]  # (W, T, 2)
     y = np.where(seen, xy[..., 1], np.nan)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames with no detected joint: all-NaN slices
         height = np.nanmax(y, axis=2) - np.nanmin(y, axis=2)  # (W, T) extent of detected joints
         body = np.nanmedian(np.where(n >= 5, height, np.nan), axis=1)  # a robust body size per window
     step = np.linalg.norm(np.diff(centre, axis=1), axis=-1)  # (W, T-1)
