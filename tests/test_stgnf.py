@@ -178,8 +178,8 @@ def test_plane_training_path_equals_the_generic_flow():
 
 
 def test_stgcn_block_training_fast_path_equals_torch_modules():
-    """DA-Flow's and DSNF's coupling nets run STGCNBlock in training with its own BatchNorm,
-    temporal conv and residual affine map: same output, gradients and running statistics."""
+    """DA-Flow's and DSNF's coupling nets run STGCNBlock in training with the residual branch as
+    an affine map of the input: same output, gradients and running statistics as the conv + BN."""
     import copy
 
     from vadflow.nn.graph import uniform_adjacency
@@ -204,6 +204,29 @@ def test_stgcn_block_training_fast_path_equals_torch_modules():
             torch.testing.assert_close(pf.grad, pr.grad, rtol=1e-8, atol=1e-10, msg=name)
     for (name, bf), (_, br) in zip(fast.named_buffers(), ref.named_buffers()):
         torch.testing.assert_close(bf.double(), br.double(), rtol=1e-8, atol=1e-10, msg=name)
+
+
+def test_toeplitz_temporal_conv_equals_torch_convolution():
+    """Every temporal convolution runs as one Toeplitz matmul (nn/stgcn.temporal_conv and
+    conv_over_time): output and gradients equal torch's Conv2d / Conv1d, float64."""
+    import torch.nn.functional as F
+
+    from vadflow.nn.stgcn import conv_over_time, temporal_conv
+
+    torch.manual_seed(5)
+    for c, o, k, v in ((2, 2, 13, 1), (4, 4, 3, 6), (1, 3, 5, 18)):
+        conv = torch.nn.Conv2d(c, o, (k, 1), padding=(k // 2, 0)).double()
+        h = torch.randn(3, c, 24, v, dtype=torch.float64, requires_grad=True)
+        ours, ref = temporal_conv(conv, h), F.conv2d(h, conv.weight, conv.bias, padding=conv.padding)
+        torch.testing.assert_close(ours, ref)
+        w = torch.randn_like(ref)
+        g_ours = torch.autograd.grad((ours * w).sum(), (h, conv.weight, conv.bias))
+        g_ref = torch.autograd.grad((ref * w).sum(), (h, conv.weight, conv.bias))
+        for a, b in zip(g_ours, g_ref):
+            torch.testing.assert_close(a, b)
+    conv1 = torch.nn.Conv1d(2, 2, 3, padding=1).double()
+    g = torch.randn(4, 2, 24, dtype=torch.float64)
+    torch.testing.assert_close(conv_over_time(g, conv1), conv1(g))
 
 
 def test_plane_coupling_backward_is_the_gradient():

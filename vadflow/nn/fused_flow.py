@@ -18,19 +18,19 @@ eval mode, no autocast is active and every step qualifies; the result equals the
 float rounding (``tests/test_stgnf.py``).
 
 Training (``plane_train_forward``) uses planes too, joint-major (V, B, T), with autograd. The
-per-frame branch (B, 2, T) runs the block's own BatchNorms (batch statistics) and its temporal
-conv as one Toeplitz matmul; the residual branch's BatchNorm of an affine map of one plane is
-computed from that plane's mean and variance (no (B, 2, T, V) tensor is built), its running
-statistics updated exactly as ``nn.BatchNorm2d`` would. The work over the planes -- ActNorm and
-the coupling's relu/sigmoid/log -- runs in single autograd nodes with hand-written backwards
-(:class:`PlaneActNorm`, :class:`PlaneCoupling`, ``stgcn.MeanVar``): training costs are per-op
-overhead, and autograd recorded ~15 nodes per coupling."""
+per-frame branch (B, 2, T) runs the block's own modules (``STGCNBlock.temporal``); the residual
+branch's BatchNorm of an affine map of one plane is computed from that plane's mean and variance
+(no (B, 2, T, V) tensor is built), its running statistics updated exactly as ``nn.BatchNorm2d``
+would. The work over the planes -- ActNorm and the coupling's relu/sigmoid/log -- runs in single
+autograd nodes with hand-written backwards (:class:`PlaneActNorm`, :class:`PlaneCoupling`,
+``stgcn.MeanVar``): training costs are per-op overhead, and autograd recorded ~15 nodes per
+coupling."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from vadflow.nn.stgcn import conv_over_time, residual_affine_train
+from vadflow.nn.stgcn import pointwise, residual_affine_train
 
 
 def _fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: torch.nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,10 +104,8 @@ def plane_train_forward(steps, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
         a, b = PlaneActNorm.apply(a, bias[0], logs[0]), PlaneActNorm.apply(b, bias[1], logs[1])
         z1, z2 = b, a
         net = step.coupling.net
-        bn1, _, conv, bn2 = net.tcn
         m = (z1.sum(0) * (1.0 / n_joints))[:, None, :, None]  # (B, 1, T, 1): the joint mean (graph conv over a uniform adjacency)
-        g = bn1(m * net.gcn.conv.weight.view(1, 2, 1, 1) + net.gcn.conv.bias.view(1, 2, 1, 1))
-        t = bn2(conv_over_time(torch.relu(g)[..., 0], conv)[..., None])[..., 0]  # (B, 2, T)
+        t = net.temporal(pointwise(net.gcn.conv, m))[..., 0]  # (B, 2, T): the block's per-frame branch
         if net.residual is not None:
             coef, offset = residual_affine_train(net.residual, z1)
         else:

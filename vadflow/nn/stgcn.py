@@ -144,21 +144,19 @@ class STGCNBlock(nn.Module):
             self.residual = None
 
     def _fast_training(self, x: torch.Tensor) -> bool:
-        """Training on the joint-mean graph in fp32/fp64 without autocast: the temporal conv on
-        (B, C, T) runs as one Toeplitz matmul, the residual as an affine map of the input."""
-        return (self.training and self.joint_mean and x.dtype in (torch.float32, torch.float64)
+        """Training in fp32/fp64 without autocast: a one-channel input's residual branch (1x1
+        conv + BatchNorm) runs as an affine map of the input (``residual_affine_train``)."""
+        return (self.training and x.shape[1] == 1 and x.dtype in (torch.float32, torch.float64)
                 and not torch.is_autocast_enabled(x.device.type))
 
     def temporal(self, h: torch.Tensor) -> torch.Tensor:
         bn1, relu, conv, bn2 = self.tcn
-        if self._fast_training(h) and h.shape[3] == 1:
-            return bn2(conv_over_time(relu(bn1(h))[..., 0], conv)[..., None])
         return bn2(temporal_conv(conv, relu(bn1(h))))
 
     def residual_branch(self, x: torch.Tensor) -> torch.Tensor | float:
         if self.residual is None:
             return 0.0
-        if self._fast_training(x) and x.shape[1] == 1:
+        if self._fast_training(x):
             coef, offset = residual_affine_train(self.residual, x[:, 0])
             return torch.addcmul(offset.view(1, -1, 1, 1), x, coef.view(1, -1, 1, 1))
         return self.residual[1](pointwise(self.residual[0], x))
