@@ -141,6 +141,22 @@ def test_train_visible_only_loss_is_the_detected_joint_mean_and_trains():
     torch.testing.assert_close(full.loss({"x": x, "vis": all_vis})["nll"], full.nll(x).mean().detach(), rtol=1e-5, atol=1e-5)
 
 
+def assert_same_gradients(fast: torch.nn.Module, ref: torch.nn.Module) -> None:
+    """Every parameter's gradient equal (float64 tolerances). A conv bias right before BatchNorm
+    cancels out: its true gradient is 0 (float noise in the reference, 0 or None on a fast path)."""
+    for (name, pf), (_, pr) in zip(fast.named_parameters(), ref.named_parameters()):
+        if name.endswith(("residual.0.bias", "gcn.conv.bias")):
+            assert pr.grad.abs().max() < 1e-9 and (pf.grad is None or pf.grad.abs().max() < 1e-9), name
+            continue
+        torch.testing.assert_close(pf.grad, pr.grad, rtol=1e-8, atol=1e-10, msg=name)
+
+
+def assert_same_buffers(fast: torch.nn.Module, ref: torch.nn.Module) -> None:
+    """BatchNorm running statistics (and every other buffer) equal."""
+    for (name, bf), (_, br) in zip(fast.named_buffers(), ref.named_buffers()):
+        torch.testing.assert_close(bf.double(), br.double(), rtol=1e-8, atol=1e-10, msg=name)
+
+
 def test_plane_training_path_equals_the_generic_flow():
     """Training runs nn/fused_flow.plane_train_forward (hand-written backward, its own BatchNorm
     and temporal conv): same loss, gradients and BatchNorm running statistics as the generic path
@@ -158,7 +174,7 @@ def test_plane_training_path_equals_the_generic_flow():
     generic.flow.fusable = False
     for block in generic.modules():
         if isinstance(block, STGCNBlock):
-            block._fast_training = lambda x: False  # nn.BatchNorm2d, conv, residual conv + BN
+            block._fast_training = lambda x: False  # the residual branch as torch's conv + BatchNorm
     for _ in range(2):  # twice: running statistics after two updates
         x = torch.randn(32, 2, 24, 18, dtype=torch.float64) * 1.5 + 0.3
         loss_g, loss_p = generic.nll(x).mean(), plane.nll(x).mean()
@@ -167,14 +183,8 @@ def test_plane_training_path_equals_the_generic_flow():
         plane.zero_grad()
         loss_g.backward()
         loss_p.backward()
-        for (name, pg), (_, pp) in zip(generic.named_parameters(), plane.named_parameters()):
-            if name.endswith(("residual.0.bias", "gcn.conv.bias")):
-                # a conv bias right before BatchNorm cancels out: its true gradient is 0
-                assert pg.grad.abs().max() < 1e-9 and (pp.grad is None or pp.grad.abs().max() < 1e-9), name
-                continue
-            torch.testing.assert_close(pp.grad, pg.grad, rtol=1e-8, atol=1e-10, msg=name)
-    for (name, bg), (_, bp) in zip(generic.named_buffers(), plane.named_buffers()):
-        torch.testing.assert_close(bp.double(), bg.double(), rtol=1e-8, atol=1e-10, msg=name)
+        assert_same_gradients(plane, generic)
+    assert_same_buffers(plane, generic)
 
 
 def test_stgcn_block_training_fast_path_equals_torch_modules():
@@ -197,13 +207,8 @@ def test_stgcn_block_training_fast_path_equals_torch_modules():
         w = torch.randn_like(out_f)
         (out_f * w).sum().backward()
         (out_r * w).sum().backward()
-        for (name, pf), (_, pr) in zip(fast.named_parameters(), ref.named_parameters()):
-            if name in ("residual.0.bias", "gcn.conv.bias"):  # before BatchNorm: true gradient 0
-                assert pr.grad.abs().max() < 1e-9 and (pf.grad is None or pf.grad.abs().max() < 1e-9), name
-                continue
-            torch.testing.assert_close(pf.grad, pr.grad, rtol=1e-8, atol=1e-10, msg=name)
-    for (name, bf), (_, br) in zip(fast.named_buffers(), ref.named_buffers()):
-        torch.testing.assert_close(bf.double(), br.double(), rtol=1e-8, atol=1e-10, msg=name)
+        assert_same_gradients(fast, ref)
+    assert_same_buffers(fast, ref)
 
 
 def test_toeplitz_temporal_conv_equals_torch_convolution():
