@@ -111,6 +111,56 @@ def test_gyromidpoint_matches_geoopt(ball):
     torch.testing.assert_close(hyp.gyromidpoint_log0(x4, A, ball.c), hyp.logmap0(hyp.gyromidpoint(x4, A, ball.c), ball.c))
 
 
+def _composed_layer(u, W, b, A, c, max_norm):
+    """The layer written as the ball functions in a row (the reference for the scalar form)."""
+    x = hyp.expmap0(torch.einsum("oc,bctv->botv", W, hyp.clip_norm(u, max_norm)), c)
+    return hyp.gyromidpoint_log0(hyp.mobius_add(x, b, c), A, c)
+
+
+@pytest.mark.parametrize("scale", [0.05, 1.0, 30.0])  # 30: clip, expmap0 saturation and projections all active
+def test_scalar_form_layer_equals_the_ball_functions(ball, scale):
+    torch.manual_seed(2)
+    dt = torch.float64
+    u = (scale * torch.randn(3, 4, 5, 6, dtype=dt)).requires_grad_()
+    W = torch.randn(4, 4, dtype=dt).requires_grad_()
+    beta = (0.5 * torch.randn(1, 4, 1, 1, dtype=dt)).requires_grad_()
+    A, g = torch.rand(6, 6, dtype=dt), torch.randn(3, 4, 5, 6, dtype=dt)
+    outs = []
+    for layer in (_composed_layer, hyp.hyperbolic_layer_log0):
+        b = hyp.expmap0(hyp.clip_norm(beta, 2.0), ball.c)
+        out = layer(u, W, b, A, ball.c, 2.0)
+        outs.append((out, *torch.autograd.grad((out * g).sum(), [u, W, beta])))
+    for ref, ours in zip(*outs):
+        torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-10)
+
+
+def test_compiled_hyperbolic_layer_matches_eager_and_falls_back(monkeypatch, caplog):
+    torch.manual_seed(3)
+    model = DSNF(seg_len=8, compile_hyperbolic=True).train()
+    eager = DSNF(seg_len=8, compile_hyperbolic=False).train()
+    eager.load_state_dict(model.state_dict())
+    batch = {"x": torch.randn(16, 2, 8, 18)}
+    losses = []
+    for m in (model, eager):
+        loss = m.loss(batch)["loss"]
+        loss.backward()
+        losses.append((loss, [p.grad for p in m.parameters()]))
+    torch.testing.assert_close(losses[0][0], losses[1][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(losses[0][1], losses[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # where compiling fails, one warning and the eager function, same loss
+    def broken(fn, **kw):
+        def call(*args):
+            raise RuntimeError("no C++ compiler")
+        return call
+    monkeypatch.setattr(hyp, "_COMPILED", {})
+    monkeypatch.setattr(torch, "compile", broken)
+    with caplog.at_level("WARNING", logger="vadflow.nn.hyperbolic"):
+        torch.testing.assert_close(model.loss(batch)["loss"], losses[1][0], rtol=1e-5, atol=1e-5)
+        model.loss(batch)
+    assert sum("running it eagerly" in r.message for r in caplog.records) == 1
+
+
 def test_hyperbolic_branch_survives_extreme_inputs_in_bf16():
     model = DSNF(seg_len=8, learnable_curvature=True)
     x = torch.randn(4, 2, 8, 18) * 1e4

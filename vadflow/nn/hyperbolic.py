@@ -17,6 +17,10 @@ The ball operations are written out here in channel-first layout (B, C, T, V), w
 ``sqrt(sum(x^2, dim=1))``: geoopt's own functions reduce over the last dimension, and on these
 tiny (C = 4) feature vectors that made DSNF ~30x slower than STG-NF. ``tests/test_dsnf.py`` checks
 each function against geoopt's. One identity saves work: ``W (x) expmap0(u) = expmap0(W u)``.
+The layer itself runs in scalar form (:func:`hyperbolic_layer_log0`: every point it visits lies in
+the plane of ``W u`` and the bias point, so the ball maths becomes per-location scalars), through
+``torch.compile`` where that works (:func:`compiled_layer_log0`); tests check both against the
+ball functions composed.
 
 Numerics: fp32 with autocast off (artanh/tanh near the boundary lose all precision in bf16);
 tangent vectors are clipped to ``max_tangent_norm`` before ``expmap0`` and points are projected
@@ -24,12 +28,15 @@ to radius (1 - 1e-5)/sqrt(c), so logmap0 never sees the boundary.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from vadflow.nn.stgcn import temporal_conv
 
 BALL_EPS = 1e-5
+log = logging.getLogger(__name__)
 
 
 def poincare_ball(curvature: float = 1.0, learnable: bool = False):
@@ -108,14 +115,81 @@ def gyromidpoint_log0(x: torch.Tensor, A: torch.Tensor, c: torch.Tensor) -> torc
     return 0.5 * logmap0(_midpoint_before_halving(x, A, c), c)
 
 
+def hyperbolic_layer_log0(u: torch.Tensor, W: torch.Tensor, b: torch.Tensor, A: torch.Tensor, c: torch.Tensor,
+                          max_tangent_norm: float) -> torch.Tensor:
+    """The hyperbolic layer up to its temporal conv, in scalar form; equal (to rounding) to
+    ``gyromidpoint_log0(mobius_add(expmap0(W clip_norm(u)), b), A)``.
+
+    Every point of the layer lies in the plane spanned by ``Wu`` and the bias point ``b``:
+    ``x = k Wu`` (clip and expmap0 are per-location scalings), ``x (+) b = a1 Wu + a2 b`` (Mobius
+    addition is a combination of its two arguments), and the midpoint's numerator is ``(lam a1 Wu)
+    @ A + ((lam a2) @ A) b``. So the vector work is a few passes over (B, C, T, V); everything else
+    is arithmetic on per-location scalars (B, 1, T, V), C times fewer numbers and ~4x fewer autograd
+    nodes than composing the ball functions (DSNF's training step: 2.6x faster, one thread).
+
+    u (B, C, T, V) tangent vectors at 0; W (O, C); b (1, O, 1, 1) a point on the ball; A (V, W)."""
+    sc = c.sqrt()
+    R = (1 - BALL_EPS) / sc  # radius points are projected to
+    Wu = torch.einsum("oc,bctv->botv", W, u)
+    wu2 = (Wu * Wu).sum(1, keepdim=True)
+    wub = (Wu * b).sum(1, keepdim=True)
+    b2 = (b * b).sum()
+    # clip_norm(u) then expmap0: x = k Wu
+    s_u = (max_tangent_norm / _norm(u)).clamp(max=1.0)
+    nv = s_u * wu2.clamp_min(1e-15).sqrt()
+    k = s_u * torch.tanh(sc * nv).clamp_max(1 - BALL_EPS) / (sc * nv)
+    # Mobius addition x (+) b = (alpha x + beta b) / D, then the projection (factor pr)
+    xb, x2 = k * wub, k * k * wu2
+    alpha, beta = 1 + 2 * c * xb + c * b2, 1 - c * x2
+    inv_d = 1 / (1 + 2 * c * xb + c * c * x2 * b2).clamp_min(1e-15)
+    a1, a2 = alpha * k * inv_d, beta * inv_d
+    y2 = a1 * a1 * wu2 + 2 * a1 * a2 * wub + a2 * a2 * b2
+    pr = (R / y2.clamp_min(1e-15).sqrt()).clamp(max=1.0)
+    lam = 2 / (1 - c * y2 * pr * pr).clamp_min(1e-15)
+    # weighted gyromidpoint before halving: num / den, projected
+    den = ((lam - 1) @ A).clamp_min(1e-6)
+    num = (lam * a1 * pr * Wu) @ A + ((lam * a2 * pr) @ A) * b
+    n_p0 = ((num * num).sum(1, keepdim=True).clamp_min(1e-15).sqrt()) / den
+    n_p = n_p0.clamp(max=R)
+    # logmap0 of the half-way point = 1/2 logmap0(p), with p = num / den * (n_p / n_p0)
+    return (0.5 * _artanh(sc * n_p) / (sc * n_p0 * den)) * num
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def compiled_layer_log0():
+    """``hyperbolic_layer_log0`` through ``torch.compile`` (one fused kernel each way instead of
+    ~100 small element-wise ops: DSNF trains ~1.6x faster on CPU), or the plain function where
+    compiling fails on this platform (no C++ compiler, say), with one warning. Kept at module
+    level, not on the layer, so the model still pickles (``ddp_spawn``) and deep-copies."""
+    if "fn" not in _COMPILED:
+        compiled = torch.compile(hyperbolic_layer_log0)
+
+        def layer(*args):
+            if _COMPILED["fn"] is not layer:  # compiling failed before: eager from then on
+                return _COMPILED["fn"](*args)
+            try:
+                return compiled(*args)
+            except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager
+                log.warning("DSNF: torch.compile of the hyperbolic layer failed (%s: %s); running it eagerly",
+                            type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+                _COMPILED["fn"] = hyperbolic_layer_log0
+                return hyperbolic_layer_log0(*args)
+
+        _COMPILED["fn"] = layer
+    return _COMPILED["fn"]
+
+
 class HyperbolicGraphConv(nn.Module):
     """(B, C, T, V) tangent features -> (B, O, T, V) tangent features, computed on the ball.
     ``A`` (V, V): non-negative aggregation weights (column w = the neighbours of joint w)."""
 
     def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, ball, temporal_kernel: int = 3,
-                 max_tangent_norm: float = 2.0):
+                 max_tangent_norm: float = 2.0, compile: bool = False):
         super().__init__()
         self.ball = ball
+        self.compile = bool(compile)
         self.max_tangent_norm = float(max_tangent_norm)
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels) / in_channels**0.5)
         self.bias = nn.Parameter(0.01 * torch.randn(1, out_channels, 1, 1))  # tangent vector of the bias point
@@ -127,8 +201,9 @@ class HyperbolicGraphConv(nn.Module):
             if u.dtype in (torch.float16, torch.bfloat16):
                 u = u.float()
             c = self.ball.c.to(u.dtype)
-            u = clip_norm(u, self.max_tangent_norm)
-            x = expmap0(torch.einsum("oc,bctv->botv", self.weight.to(u.dtype), u), c)  # = Mobius matvec of expmap0(u)
-            x = mobius_add(x, expmap0(clip_norm(self.bias.to(u.dtype), self.max_tangent_norm), c), c)
-            t = gyromidpoint_log0(x, self.A, c)  # aggregate skeleton neighbours on the ball, back to the tangent space
+            b = expmap0(clip_norm(self.bias.to(u.dtype), self.max_tangent_norm), c)
+            # Mobius matvec of expmap0(u), plus b, aggregated over skeleton neighbours on the
+            # ball, back to the tangent space
+            layer = compiled_layer_log0() if self.compile else hyperbolic_layer_log0
+            t = layer(u, self.weight.to(u.dtype), b, self.A.to(u.dtype), c, self.max_tangent_norm)
             return temporal_conv(self.temporal, t)
