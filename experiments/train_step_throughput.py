@@ -1,7 +1,9 @@
 """Training-step throughput of one method on random windows (batch 256, T = 24), best of 5 x 20
 steps: a model-only figure for comparing two versions of the code on the same machine.
 
-    python experiments/train_step_throughput.py THREADS METHOD      # stgnf | daflow | dsnf
+    python experiments/train_step_throughput.py THREADS METHOD      # stgnf | daflow | dsnf | dsnf_eager
+
+dsnf compiles its hyperbolic layer as conf/method/dsnf.yaml does; dsnf_eager does not.
 """
 import sys
 import time
@@ -15,8 +17,15 @@ if method == "stgnf":
     from vadflow.methods.stgnf import STGNF as Model
 elif method == "daflow":
     from vadflow.methods.daflow import DAFlow as Model
-elif method == "dsnf":
-    from vadflow.methods.dsnf import DSNF as Model
+elif method in ("dsnf", "dsnf_eager"):
+    import inspect
+    from functools import partial
+
+    from vadflow.methods.dsnf import DSNF
+
+    # older commits (speed_ab.sh) have no compile option: they run eager either way
+    has_option = "compile_hyperbolic" in inspect.signature(DSNF).parameters
+    Model = partial(DSNF, compile_hyperbolic=method == "dsnf") if has_option else DSNF
 else:
     raise SystemExit(f"unknown method {method!r}")
 model = Model(seg_len=24, K=8).train()

@@ -1,4 +1,4 @@
-"""experiments/motion_baseline.py (a diagnostic score): hand-computed speeds."""
+"""experiments/motion_baseline.py (diagnostic scores): hand-computed speeds and sizes."""
 import importlib.util
 
 import numpy as np
@@ -30,3 +30,19 @@ def test_centre_speed_is_in_body_heights_per_frame_over_detected_joints():
     dropped = vis.copy()
     dropped[2] = False  # a frame with nobody detected: its two steps are left out, not counted as 0
     np.testing.assert_allclose(window_speed(kp, dropped, np.array([0]), T), 3.0 / height, rtol=1e-5)
+
+
+def test_body_size_is_the_median_pixel_height_of_detected_joints():
+    window_size = load_script().window_size
+    T, V = 5, 18
+    kp = np.zeros((2 * T, V, 2), np.float32)
+    heights = np.array([100, 120, 80, 100, 300, 50, 50, 50, 50, 50], np.float32)  # frame 4: an outlier
+    kp[..., 1] = 10 + heights[:, None] * np.linspace(0, 1, V)[None, :]
+    vis = np.ones((2 * T, V), bool)
+    vis[:, -1] = False  # the lowest joint is undetected: height of the others only
+    kp[:, -1, 1] = 5000.0
+    seen_height = heights * np.linspace(0, 1, V)[-2]
+    np.testing.assert_allclose(window_size(kp, vis, np.array([0, T]), T), [np.median(seen_height[:5]), seen_height[5]], rtol=1e-5)
+    few = vis.copy()
+    few[:T, 4:] = False  # 4 joints in every frame of the first window: too few, it gets the others' median
+    np.testing.assert_allclose(window_size(kp, few, np.array([0, T]), T), [seen_height[5], seen_height[5]], rtol=1e-5)

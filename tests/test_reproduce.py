@@ -22,6 +22,9 @@ def test_reproduce_table_runs_missing_cells_only(tmp_path, monkeypatch):
     metrics = json.loads((cell / "metrics.json").read_text())
     assert metrics["table_key"] and (out / "table.md").read_text().count("| stgnf | synthetic |") == 1
     assert (out / "table.png").is_file() and (out / "table.csv").is_file()
+    wide = (out / "table_wide.md").read_text().splitlines()  # the README's layout: a row per method
+    auc = 100 * metrics["auc"]
+    assert f"| synthetic {metrics['protocol']}* |" in wide[0] and f"| {auc:.1f} ± 0.0 (1) |" in wide[2] and wide[2].startswith("| stgnf |")
 
     calls = []
     monkeypatch.setattr(reproduce, "run_cell", lambda *a: calls.append(a) or (False, "x"))

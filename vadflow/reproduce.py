@@ -85,6 +85,7 @@ def summarise(cells: list[dict], out: Path, name: str = "table") -> str:
                       f"{np.mean([m['train_seconds'] for m in ms]):.0f}", f"{wps:,.0f}", PUBLISHED.get((method, dataset), "n/a")])
         chart.append((f"{method}\n{dataset}" + (f"\n{variant}" if variant else ""), auc.mean(), auc.std()))
     md = write_table(out, name, header, table)
+    write_wide_table(rows, out, f"{name}_wide")
     if chart:
         import matplotlib
 
@@ -100,6 +101,28 @@ def summarise(cells: list[dict], out: Path, name: str = "table") -> str:
         fig.savefig(out / f"{name}.png")
         plt.close(fig)
     return md
+
+
+def write_wide_table(rows: dict, out: Path, name: str) -> str:
+    """The README's layout: one row per method (and variant), one column per dataset (in the
+    spec's order) and protocol (MPED-RNN's, then STG-NF's, where the runs report them; the
+    dataset's headline protocol is starred), ``mean ± std (seeds)``."""
+    datasets = list(dict.fromkeys(d for _, d, _ in rows))  # rows are filled in spec order
+    columns = []  # (dataset, protocol, headline?)
+    for d in datasets:
+        runs = [x for (_, dd, _), ms in rows.items() if dd == d for x in ms]
+        for p in ("mpedrnn", "stgnf"):
+            if any(x["protocol"] == p or p in x.get("protocols", {}) for x in runs):
+                columns.append((d, p, any(x["protocol"] == p for x in runs)))
+    body = []
+    for m, v in dict.fromkeys((m, v) for m, _, v in sorted(rows, key=lambda k: (k[2], k[0]))):
+        line = [m + (f" ({v})" if v else "")]
+        for d, p, _ in columns:
+            auc = [100 * (x["auc"] if x["protocol"] == p else x["protocols"][p]["auc"]) for x in rows.get((m, d, v), [])
+                   if x["protocol"] == p or p in x.get("protocols", {})]
+            line.append(f"{np.mean(auc):.1f} ± {np.std(auc):.1f} ({len(auc)})" if auc else "-")
+        body.append(line)
+    return write_table(out, name, ["method"] + [f"{d} {p}" + ("*" if head else "") for d, p, head in columns], body)
 
 
 def main(argv=None) -> int:
