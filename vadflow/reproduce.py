@@ -78,7 +78,7 @@ def summarise(cells: list[dict], out: Path, name: str = "table") -> str:
     for (method, dataset, variant), ms in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         head = ms[0]["protocol"]
         auc = 100 * np.array([m["auc"] for m in ms])
-        stg = 100 * np.array([m["protocols"]["stgnf"]["auc"] for m in ms if "stgnf" in m["protocols"]])
+        stg = 100 * np.array([a for m in ms if (a := protocol_auc(m, "stgnf")) is not None])
         wps = np.mean([m["n_windows"] / m["eval_seconds"] for m in ms])
         table.append([method, dataset, variant or "-", ",".join(str(m["seed"]) for m in ms), head, f"{auc.mean():.1f} ± {auc.std():.1f}",
                       f"{stg.mean():.1f} ± {stg.std():.1f}" if len(stg) else "-", str(ms[0]["n_params"]),
@@ -103,6 +103,13 @@ def summarise(cells: list[dict], out: Path, name: str = "table") -> str:
     return md
 
 
+def protocol_auc(metrics: dict, protocol: str) -> float | None:
+    """A run's AUC under ``protocol``: its headline AUC or one of its other protocols'; None if absent."""
+    if metrics["protocol"] == protocol:
+        return metrics["auc"]
+    return metrics.get("protocols", {}).get(protocol, {}).get("auc")
+
+
 def write_wide_table(rows: dict, out: Path, name: str) -> str:
     """The README's layout: one row per method (and variant), one column per dataset (in the
     spec's order) and protocol (MPED-RNN's, then STG-NF's, where the runs report them; the
@@ -112,14 +119,13 @@ def write_wide_table(rows: dict, out: Path, name: str) -> str:
     for d in datasets:
         runs = [x for (_, dd, _), ms in rows.items() if dd == d for x in ms]
         for p in ("mpedrnn", "stgnf"):
-            if any(x["protocol"] == p or p in x.get("protocols", {}) for x in runs):
+            if any(protocol_auc(x, p) is not None for x in runs):
                 columns.append((d, p, any(x["protocol"] == p for x in runs)))
     body = []
     for m, v in dict.fromkeys((m, v) for m, _, v in sorted(rows, key=lambda k: (k[2], k[0]))):
         line = [m + (f" ({v})" if v else "")]
         for d, p, _ in columns:
-            auc = [100 * (x["auc"] if x["protocol"] == p else x["protocols"][p]["auc"]) for x in rows.get((m, d, v), [])
-                   if x["protocol"] == p or p in x.get("protocols", {})]
+            auc = [100 * a for x in rows.get((m, d, v), []) if (a := protocol_auc(x, p)) is not None]
             line.append(f"{np.mean(auc):.1f} ± {np.std(auc):.1f} ({len(auc)})" if auc else "-")
         body.append(line)
     return write_table(out, name, ["method"] + [f"{d} {p}" + ("*" if head else "") for d, p, head in columns], body)
