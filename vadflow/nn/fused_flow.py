@@ -1,4 +1,4 @@
-"""Inference fast path for STG-NF's flow: the same maths in far fewer memory passes.
+"""Fast paths for STG-NF's flow, scoring and training: the same maths in far fewer memory passes.
 
 Scoring is memory-bound: every step of the generic path runs ~30 elementwise passes over
 (B, 2, T, V) tensors (ActNorm add and multiply, channel flip, ``cat``, BatchNorm, broadcast adds

@@ -168,11 +168,9 @@ def compiled_layer_log0():
         compiled = torch.compile(hyperbolic_layer_log0)
 
         def layer(*args):
-            if _COMPILED["fn"] is not layer:  # compiling failed before: eager from then on
-                return _COMPILED["fn"](*args)
             try:
                 return compiled(*args)
-            except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager
+            except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager from then on
                 log.warning("DSNF: torch.compile of the hyperbolic layer failed (%s: %s); running it eagerly",
                             type(err).__name__, str(err).splitlines()[0] if str(err) else "")
                 _COMPILED["fn"] = hyperbolic_layer_log0
