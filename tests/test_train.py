@@ -21,7 +21,10 @@ def test_train_writes_a_complete_run_directory(tiny_overrides, tmp_path):
     assert REQUIRED <= set(metrics)
     assert metrics == json.loads(json.dumps(record))
     assert 0.0 <= metrics["auc"] <= 1.0 and metrics["n_params"] == 616
-    assert set(metrics["protocols"]) == {"stgnf", "mpedrnn"}
+    assert set(metrics["protocols"]) == {"stgnf", "mpedrnn", "mocodad"}
+    for res in metrics["protocols"].values():  # every protocol: AUC-ROC, AUC-PR and EER
+        assert {"auc", "auc_pr", "eer"} <= set(res) and 0 < res["eer"] < 1
+    assert metrics["protocols"]["mocodad"]["score_offset"] == pytest.approx(np.quantile(np.load(run / "window_scores.npz")["train_score"], 0.01))
     ckpt = torch.load(run / "model.ckpt", weights_only=True)  # plain containers only
     assert ckpt["method"]["name"] == "stgnf" and ckpt["state_dict"]["flow.steps.0.actnorm.initialized"] == 1
     scores = np.load(run / "window_scores.npz")

@@ -17,6 +17,7 @@ from torch import nn
 from vadflow import scoring
 
 EVAL_FILE = "eval_results.json"
+TRAIN_SCORE_WINDOWS = 20_000  # training windows scored at test time (mocodad's offset; kept in window_scores.npz)
 
 
 class AnomalyModule(L.LightningModule):
@@ -70,13 +71,28 @@ class AnomalyModule(L.LightningModule):
         # padded duplicates from the distributed sampler go here, once, before anything uses the scores
         index_np, score_np = scoring.dedup_window_scores(index.cpu().numpy(), score.cpu().double().numpy())
         dm = self.trainer.datamodule
-        self.results = dm.evaluate(index_np, score_np)
+        train_score = self.train_window_scores(dm) if dm.needs_train_scores else None
+        self.results = dm.evaluate(index_np, score_np, train_score)
         if self.trainer.is_global_zero and self.results_dir:
-            save_evaluation(Path(self.results_dir), dm, index_np, score_np, self.results)
+            save_evaluation(Path(self.results_dir), dm, index_np, score_np, self.results, train_score)
         for res in self.results:
             for key in ("auc", "auc_raw", "auc_macro"):
                 self.log(f"test/{res['protocol']}/{key}", float(res[key]), rank_zero_only=True, sync_dist=False)
         self._scores = []
+
+    @torch.no_grad()
+    def train_window_scores(self, dm) -> np.ndarray:
+        """Scores of up to ``TRAIN_SCORE_WINDOWS`` training windows (evenly spaced, no flips, fixed
+        order, so every rank computes the same): protocols that fix a constant from normal data
+        (mocodad's score offset) read them, and the run keeps them for re-scoring."""
+        if dm.train_set is None:
+            dm.setup("fit")
+        scores = []
+        for batch in dm.statistics_dataloader(TRAIN_SCORE_WINDOWS):
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with torch.autocast(device_type=self.device.type, enabled=False):
+                scores.append(self.method.score(batch).double().cpu())
+        return torch.cat(scores).numpy() if scores else np.zeros(0)
 
     def configure_optimizers(self):
         name = self.optim.get("name", "adamax").lower()
@@ -93,13 +109,16 @@ def count_trainable(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
-def save_evaluation(out_dir: Path, dm, index: np.ndarray, score: np.ndarray, results: list[dict]) -> None:
-    """De-duplicated window scores, per-protocol frame scores, and the scalar results."""
+def save_evaluation(out_dir: Path, dm, index: np.ndarray, score: np.ndarray, results: list[dict], train_score: np.ndarray | None = None) -> None:
+    """De-duplicated window scores (with the frames each covers, and the training windows'
+    scores: everything a protocol needs to re-score the run), per-protocol frame scores, and the
+    scalar results."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / "window_scores.npz", index=index, score=score, clip=dm.test_clip[index],
-             person=dm.test_person[index], frame=dm.test_frame[index])
+    np.savez(out_dir / "window_scores.npz", index=index, score=score, clip=dm.test_clip[index], person=dm.test_person[index],
+             frame=dm.test_frame[index], first=dm.test_first[index], span=dm.test_span[index],
+             train_score=np.zeros(0) if train_score is None else train_score)
     for res in results:
-        np.savez(out_dir / f"frame_scores_{res['protocol']}.npz", clips=np.array(res["clips"]), scores=res["frame_scores"])
+        np.savez(out_dir / f"frame_scores_{res['protocol']}.npz", clips=np.array(res["clips"]), scores=res["frame_scores"], keep=res["keep"])
     scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results]
     info = {"results": scalars, "n_windows": int(dm.test_set.n), "n_train_windows": len(dm.train_set), "prepare": dm.prepare_info}
     (out_dir / EVAL_FILE).write_text(json.dumps(info, indent=2))

@@ -6,7 +6,9 @@ a third axis of the grid, and ``name`` (the output file stem). ``experiments/rob
 use both: ``python -m vadflow.reproduce --spec experiments/robustness_noise.yaml``.
 
 A cell (method, dataset, seed) is fresh when its ``metrics.json`` carries the same key: a hash of
-its fully resolved config (paths excluded) and the current git commit. Cells run as separate
+its fully resolved config without paths and evaluation settings, and of the package's training
+code (every module but the evaluation-only ones, ``EVAL_ONLY_MODULES``). A change of protocol
+therefore re-scores the saved window scores and trains nothing again. Cells run as separate
 ``vadflow-train`` processes, ``jobs`` at a time; a crashed cell is reported and the rest go on.
 """
 from __future__ import annotations
@@ -25,13 +27,30 @@ import numpy as np
 import yaml
 from omegaconf import OmegaConf
 
-from vadflow.config import CONF_DIR, ROOT, git_commit
-from vadflow.table import PUBLISHED, write_table
+from vadflow.config import CONF_DIR, ROOT
+from vadflow.table import EVAL_KEYS, PUBLISHED, write_table
 
 def cell_overrides(method: str, dataset: str, seed: int, extra: list[str]) -> list[str]:
     exp = ROOT / "conf" / "experiment" / method / f"{dataset}.yaml"
     base = [f"experiment={method}/{dataset}"] if exp.is_file() else [f"method={method}", f"dataset={dataset}"]
     return base + [f"seed={seed}"] + list(extra)
+
+
+# modules that only turn saved window scores into numbers, tables and figures, or serve other
+# entry points: editing them cannot change what a cell trains
+EVAL_ONLY_MODULES = ("scoring.py", "table.py", "reproduce.py", "plots.py", "evaluate.py", "localize.py", "primitives.py",
+                     "bench.py", "score_tracks.py", "cli.py")
+
+
+def training_code_digest() -> str:
+    """Hash of the package's source that training depends on (``EVAL_ONLY_MODULES`` left out)."""
+    digest = hashlib.sha1()
+    pkg = ROOT / "vadflow"
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(pkg).as_posix()
+        if rel not in EVAL_ONLY_MODULES:
+            digest.update(rel.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def cell_key(overrides: list[str]) -> str:
@@ -41,7 +60,9 @@ def cell_key(overrides: list[str]) -> str:
         cfg = compose(config_name="train", overrides=overrides + ["paths.output_dir=."])
     resolved = OmegaConf.to_container(cfg, resolve=False)
     resolved.pop("paths", None)
-    blob = json.dumps({"config": resolved, "commit": git_commit().removesuffix("-dirty")}, sort_keys=True, default=str)
+    for key in EVAL_KEYS:  # protocols are applied when the table is written, to the saved scores
+        resolved["dataset"].pop(key, None)
+    blob = json.dumps({"config": resolved, "code": training_code_digest()}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 

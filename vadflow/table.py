@@ -42,7 +42,8 @@ REFERENCE_MPEDRNN = {
 }
 
 
-EVAL_KEYS = ("protocols", "exclude_clips", "ignore_ranges", "full_masks", "smoothing_sigmas", "window_to_frame")
+EVAL_KEYS = ("protocols", "exclude_clips", "ignore_ranges", "full_masks", "smoothing_sigmas", "window_to_frame", "mocodad")
+_DATAMODULES: dict[str, PoseDataModule] = {}  # one set-up datamodule per dataset config (re-scoring many runs)
 
 
 def current_eval_settings(dataset: str) -> dict:
@@ -98,11 +99,7 @@ def rescore(run: Path, data_root: str, cache_dir: str, scores_dir: Path | None =
     ds = dict(ckpt["dataset"])
     dataset_overrides, model_overrides = rescore_overrides(scores_dir) if scores_dir is not None else ({}, {})
     ds.update(dataset_overrides)
-    ds.update(current_eval_settings(ds["name"]))  # today's protocol definitions, for every run
-    dm = PoseDataModule(**{**ds, "data_root": data_root, "cache_dir": cache_dir})
-    dm.setup()
-    scores = np.load((scores_dir or run) / "window_scores.npz")
-    results = dm.evaluate(scores["index"], scores["score"])
+    results = rescore_window_scores(ds, (scores_dir or run) / "window_scores.npz", data_root, cache_dir)
     model_cfg = {**dict(ckpt["method"].get("model", {})), **model_overrides}
     return {
         "scoring": scoring_label(model_cfg),
@@ -114,6 +111,27 @@ def rescore(run: Path, data_root: str, cache_dir: str, scores_dir: Path | None =
         "n_params": metrics.get("n_params"), "train_seconds": metrics.get("train_seconds"),
         "results": {r["protocol"]: r for r in results}, "run": str(run),
     }
+
+
+def rescore_window_scores(dataset_cfg: dict, scores_file: Path, data_root: str, cache_dir: str, **eval_overrides) -> list[dict]:
+    """A run's saved window scores under today's protocol definitions (``eval_overrides`` replace
+    dataset evaluation settings, e.g. ``mocodad={...}``): nothing is trained or scored again."""
+    ds = {**dataset_cfg, **current_eval_settings(dataset_cfg["name"])}
+    for key, value in eval_overrides.items():
+        ds[key] = {**(ds.get(key) or {}), **value} if isinstance(value, dict) else value
+    dm_key = json.dumps({k: v for k, v in ds.items() if k not in EVAL_KEYS}, sort_keys=True, default=str) + data_root + cache_dir
+    if dm_key not in _DATAMODULES:
+        dm = PoseDataModule(**{**ds, "data_root": data_root, "cache_dir": cache_dir})
+        dm.setup()
+        _DATAMODULES.clear()  # one dataset's windows at a time
+        _DATAMODULES[dm_key] = dm
+    dm = _DATAMODULES[dm_key]
+    dm.protocols = PoseDataModule(**{**ds, "data_root": data_root, "cache_dir": cache_dir}).protocols
+    scores = np.load(scores_file)
+    train_score = scores["train_score"] if "train_score" in scores.files else None
+    if dm.needs_train_scores and (train_score is None or not len(train_score)):
+        raise ValueError(f"{scores_file}: no training-window scores saved (train_score); the mocodad protocol needs them: re-run vadflow-eval")
+    return dm.evaluate(scores["index"], scores["score"], train_score)
 
 
 def write_table(out_dir: Path, name: str, header: list[str], rows: list[list[str]]) -> str:
@@ -137,7 +155,13 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", default="stgnf", help="comma-separated")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     parser.add_argument("--name", default="stgnf_real")
+    parser.add_argument("--offset-quantiles", default=None,
+                        help="comma-separated quantiles: print each run's mocodad AUC with the score offset at each training-score quantile (the rule's sensitivity), then stop")
+    parser.add_argument("--datasets", default=None, help="with --offset-quantiles: comma-separated datasets (default: every dataset found)")
     args = parser.parse_args(argv)
+    if args.offset_quantiles:
+        print(offset_rule_table(Path(args.runs), [float(q) for q in args.offset_quantiles.split(",")], args.methods, args.datasets))
+        return
     data_root = os.environ.get("VADFLOW_DATA", str(ROOT / "data"))
     cache_dir = os.environ.get("VADFLOW_CACHE", str(ROOT / ".cache"))
     methods = set(args.methods.split(","))
@@ -179,6 +203,33 @@ def main(argv=None) -> None:
     if any(key[6] != "skip" for key in rows):
         print(summary_table(rows, out_dir, args.name + "_summary_short_tracks", short_tracks="reflect"))
     print(f"\nwritten: {out_dir / (args.name + '.md')}, {args.name}_summary.md and .csv ({sum(len(v) for v in rows.values())} runs)")
+
+
+def offset_rule_table(runs: Path, quantiles: list[float], methods: str, datasets: str | None) -> str:
+    """mocodad AUC (%) of every run folder under ``runs`` (any depth) for each score-offset
+    quantile: mean ± std over the runs of each (dataset, method)."""
+    data_root = os.environ.get("VADFLOW_DATA", str(ROOT / "data"))
+    cache_dir = os.environ.get("VADFLOW_CACHE", str(ROOT / ".cache"))
+    wanted_methods = set(methods.split(",")) if methods else None
+    wanted_datasets = set(datasets.split(",")) if datasets else None
+    found = defaultdict(lambda: defaultdict(list))
+    for scores_file in sorted(runs.rglob("window_scores.npz")):
+        run = scores_file.parent
+        if not (run / "model.ckpt").is_file() or not (run / "metrics.json").is_file():
+            continue
+        metrics = json.loads((run / "metrics.json").read_text())
+        if (wanted_methods and metrics["method"] not in wanted_methods) or (wanted_datasets and metrics["dataset"] not in wanted_datasets):
+            continue
+        ds = dict(torch.load(run / "model.ckpt", weights_only=True)["dataset"])
+        for q in quantiles:
+            res = rescore_window_scores(ds, scores_file, data_root, cache_dir, protocols=["mocodad"], mocodad={"offset_quantile": q})
+            found[(metrics["dataset"], metrics["method"])][q].append(100 * res[0]["auc"])
+    header = ["dataset", "method", "runs"] + [f"offset q={q:g}" for q in quantiles]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (dataset, method), by_q in sorted(found.items()):
+        cells = [f"{np.mean(by_q[q]):.1f} ± {np.std(by_q[q]):.1f}" for q in quantiles]
+        lines.append("| " + " | ".join([dataset, method, str(len(by_q[quantiles[0]]))] + cells) + " |")
+    return "mocodad protocol, micro AUC (%) by score-offset rule (a quantile of the training windows' scores)\n" + "\n".join(lines)
 
 
 DATASET_TITLES = {"hr_shanghaitech": "HR-ShanghaiTech", "hr_avenue": "HR-Avenue", "poselift": "PoseLift"}

@@ -79,6 +79,7 @@ class PoseDataModule(L.LightningDataModule):
         smoothing_sigmas=None,
         window_to_frame=None,
         full_masks: str | None = None,
+        mocodad: dict | None = None,
         val_fraction: float = 0.0,
         keypoint_noise: float = 0.0,
         contamination: float | None = None,
@@ -98,7 +99,8 @@ class PoseDataModule(L.LightningDataModule):
         self.frame_size = (856, 480) if official_quirks else tuple(frame_size)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.protocols = [
-            scoring.make_protocol(p, exclude_clips=exclude_clips, ignore_ranges=ignore_ranges, sigmas=smoothing_sigmas, window_to_frame=window_to_frame)
+            scoring.make_protocol(p, exclude_clips=exclude_clips, ignore_ranges=ignore_ranges, mocodad=mocodad,
+                                  **({} if p == "mocodad" else {"sigmas": smoothing_sigmas, "window_to_frame": window_to_frame}))
             for p in protocols
         ]
         self.full_masks_dir = full_masks
@@ -229,15 +231,23 @@ class PoseDataModule(L.LightningDataModule):
                 raise DataError(f"{folder / clip}.npy: {len(masks[clip])} frames, but the dataset's own mask has {len(hr)}")
         return masks
 
-    def evaluate(self, index: np.ndarray, score: np.ndarray) -> list[dict]:
-        """Gathered (possibly duplicated) window scores -> one result per protocol."""
+    @property
+    def needs_train_scores(self) -> bool:
+        """A protocol fixes something from the training windows' scores (mocodad's offset)."""
+        return any(p.kind == "mocodad" for p in self.protocols)
+
+    def evaluate(self, index: np.ndarray, score: np.ndarray, train_score: np.ndarray | None = None) -> list[dict]:
+        """Gathered (possibly duplicated) window scores -> one result per protocol.
+        ``train_score``: scores of training windows (``statistics_dataloader``), for mocodad's offset."""
         index, score = scoring.dedup_window_scores(index, score)
         if len(index) != self.test_set.n:
             raise ValueError(f"{self.name}: scores for {len(index)} of {self.test_set.n} test windows")
-        return [
-            scoring.evaluate_protocol(
+        results = []
+        for p in self.protocols:
+            offset = scoring.score_offset(train_score, p.offset_quantile) if p.kind == "mocodad" else None
+            results.append(scoring.evaluate_protocol(
                 p, self.masks_for(p.name), self.test_clip[index], self.test_frame[index], score, self.name,
                 win_person=self.test_person[index], seg_len=self.seg_len, win_first=self.test_first[index], win_span=self.test_span[index],
-            )
-            for p in self.protocols
-        ]
+                score_offset=offset,
+            ))
+        return results
