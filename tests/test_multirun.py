@@ -18,7 +18,7 @@ def test_multirun_seeds_get_their_own_run_directories(tmp_path):
     assert [r.name for r in runs] == ["0_synthetic_stgnf_seed1", "1_synthetic_stgnf_seed2"]
     seeds = [json.loads((r / "metrics.json").read_text())["seed"] for r in runs]
     assert seeds == [1, 2] and all((r / "model.ckpt").is_file() for r in runs)
-    assert out.stdout.count("micro AUC") == 2 * 2  # two protocols per job, each line names its protocol
+    assert out.stdout.count("micro AUC") == 2 * 3  # three protocols per job (synthetic: stgnf, mpedrnn, mocodad), each line names its protocol
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):

@@ -185,3 +185,18 @@ def test_every_protocol_reports_auc_pr_and_eer_with_abnormal_positive():
         assert res["auc"] > 0.9 and res["auc_pr"] > 0.6 and res["eer"] < 0.3, name
         flipped = evaluate_protocol(proto, masks, clip, frame, 11 - score, **kw)
         assert flipped["auc"] < 0.5 and flipped["auc_pr"] < res["auc_pr"], name
+
+
+def test_figures_leave_out_the_frames_a_protocol_removes(tmp_path):
+    """mocodad saves NaN on removed frames; the ROC must use the saved keep mask, as the AUC does."""
+    from vadflow.plots import evaluation_figures
+
+    masks = {"01_0001": np.r_[np.zeros(20), np.ones(10)], "01_0002": np.r_[np.zeros(25), np.ones(5)]}
+    scores = np.r_[np.linspace(0, 1, 30), np.linspace(0, 1, 30)]
+    keep = np.ones(60, bool)
+    keep[5:10] = False
+    scores[~keep] = np.nan
+    np.savez(tmp_path / "frame_scores_mocodad.npz", clips=np.array(list(masks)), scores=scores, keep=keep)
+    figs = evaluation_figures(tmp_path, masks, "mocodad", "synthetic", n_clips=2)
+    assert figs["roc"][0].is_file() and len(figs["timelines"]) == 2
+    assert all(p.stat().st_size > 1000 for p in figs["roc"] + figs["timelines"])

@@ -20,7 +20,9 @@ def test_reproduce_table_runs_missing_cells_only(tmp_path, monkeypatch):
     assert reproduce.main(["--spec", str(spec_file), "--out", str(out)]) == 1
     cell = tmp_path / "runs" / "stgnf" / "synthetic" / "seed1"
     metrics = json.loads((cell / "metrics.json").read_text())
-    assert metrics["table_key"] and (out / "table.md").read_text().count("| stgnf | synthetic |") == 1
+    table = (out / "table.md").read_text()
+    assert metrics["table_key"] and table.count("| stgnf | synthetic |") == len(metrics["protocols"]) == 3  # a row per protocol
+    assert "| STG-NF* |" in table and "| MoCoDAD |" in table
     assert (out / "table.png").is_file() and (out / "table.csv").is_file()
     wide = (out / "table_wide.md").read_text().splitlines()  # the README's layout: a row per method
     auc = 100 * metrics["auc"]
@@ -30,6 +32,17 @@ def test_reproduce_table_runs_missing_cells_only(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "run_cell", lambda *a: calls.append(a) or (False, "x"))
     reproduce.main(["--spec", str(spec_file), "--out", str(out)])
     assert len(calls) == 1  # only the crashed cell is run again; the fresh one is skipped
+
+    # a protocol change re-scores the saved window scores and trains nothing
+    spec["overrides"] += ["dataset.protocols=[mpedrnn,stgnf]", "dataset.smoothing_sigmas=[]"]
+    spec_file.write_text(yaml.safe_dump(spec))
+    calls.clear()
+    reproduce.main(["--spec", str(spec_file), "--out", str(out)])
+    assert len(calls) == 1
+    rows = [r for r in (out / "table.md").read_text().splitlines() if r.startswith("| stgnf | synthetic |")]
+    assert len(rows) == 2 and "| MPED-RNN* |" in rows[0]
+    unsmoothed = 100 * metrics["protocols"]["stgnf"]["auc_raw"]  # stgnf without smoothing = its unsmoothed AUC
+    assert f"| STG-NF | 1 | {unsmoothed:.1f} ± 0.0 |" in rows[1]
 
     spec["overrides"].append("method.optim.lr=0.001")  # a changed config makes every cell stale
     spec_file.write_text(yaml.safe_dump(spec))

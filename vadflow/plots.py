@@ -51,15 +51,18 @@ def timeline_png(path: Path, scores: np.ndarray, mask: np.ndarray | None, title:
 
 def evaluation_figures(out_dir: Path, masks: dict, protocol: str, dataset: str, n_clips: int = 3) -> dict[str, list[Path]]:
     """ROC and the timelines of the ``n_clips`` clips with the most abnormal frames, from the saved
-    ``frame_scores_<protocol>.npz`` of a run directory."""
+    ``frame_scores_<protocol>.npz`` of a run directory. Frames the protocol removes (its saved
+    ``keep`` mask, e.g. HR-Avenue's excluded ranges under ``mocodad``) are left out of the ROC and
+    drawn as gaps in the timelines, exactly as the AUC counts them."""
     saved = np.load(out_dir / f"frame_scores_{protocol}.npz")
     clips, scores = [str(c) for c in saved["clips"]], saved["scores"]
+    keep = saved["keep"].astype(bool) if "keep" in saved.files else np.isfinite(scores)
     lengths = [len(masks[c]) for c in clips]
     offsets = np.r_[0, np.cumsum(lengths)]
     labels = np.concatenate([masks[c] for c in clips])
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
-    roc = roc_png(fig_dir / f"roc_{protocol}.png", labels, scores, f"{dataset}, {protocol} protocol")
+    roc = roc_png(fig_dir / f"roc_{protocol}.png", labels[keep], scores[keep], f"{dataset}, {protocol} protocol")
     order = sorted(range(len(clips)), key=lambda i: -int(masks[clips[i]].sum()))[:n_clips]
     timelines = [
         timeline_png(fig_dir / f"timeline_{protocol}_{clips[i]}.png", scores[offsets[i] : offsets[i + 1]], masks[clips[i]], f"{dataset} {clips[i]} ({protocol})")

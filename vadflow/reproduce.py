@@ -28,7 +28,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from vadflow.config import CONF_DIR, ROOT
-from vadflow.table import EVAL_KEYS, PUBLISHED, write_table
+from vadflow.table import EVAL_KEYS, write_table
 
 def cell_overrides(method: str, dataset: str, seed: int, extra: list[str]) -> list[str]:
     exp = ROOT / "conf" / "experiment" / method / f"{dataset}.yaml"
@@ -85,43 +85,101 @@ def run_cell(overrides: list[str], run_dir: Path, key: str, threads: int) -> tup
     return True, "ok"
 
 
+def cell_paths(overrides: list[str]) -> tuple[str, str]:
+    """(data_root, cache_dir) a cell ran with: its own overrides, else the environment's defaults."""
+    found = {k: v for o in overrides if "=" in o for k, v in [o.split("=", 1)]}
+    data_root = found.get("paths.data_root", os.environ.get("VADFLOW_DATA", str(ROOT / "data")))
+    return data_root, found.get("paths.cache_dir", os.environ.get("VADFLOW_CACHE", str(ROOT / ".cache")))
+
+
+def rescored_metrics(cell: dict) -> dict | None:
+    """The cell's metrics.json with every protocol re-computed from its saved window scores by
+    today's protocol code (``protocols``: name -> scalar results). None if the cell has no run."""
+    import torch
+
+    from vadflow.table import rescore_window_scores
+
+    metrics_file = cell["dir"] / "metrics.json"
+    if not metrics_file.is_file():
+        return None
+    m = json.loads(metrics_file.read_text())
+    dataset_cfg = dict(torch.load(cell["dir"] / "model.ckpt", weights_only=True)["dataset"])
+    results = rescore_window_scores(dataset_cfg, cell["dir"] / "window_scores.npz", *cell_paths(cell["overrides"]), run_overrides=cell["overrides"])
+    m["protocols"] = {r["protocol"]: {k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results}
+    m["protocol"], m["auc"] = results[0]["protocol"], results[0]["auc"]
+    return m
+
+
+def mean_std(values) -> str:
+    v = 100 * np.asarray(values, dtype=float)
+    return f"{v.mean():.1f} ± {v.std():.1f}" if len(v) else "-"
+
+
 def summarise(cells: list[dict], out: Path, name: str = "table") -> str:
+    """Re-score every cell under today's protocols, then write ``<name>.md/.csv`` (a row per
+    method, dataset, variant and protocol: AUC-ROC, AUC-PR, EER), ``<name>_wide.md`` (the README's
+    layout) and ``<name>.png``."""
+    from vadflow.table import PROTOCOL_TITLES, RECORDS, records_text
+
     rows = {}
     for cell in cells:
-        metrics_file = cell["dir"] / "metrics.json"
-        if not metrics_file.is_file():
-            continue
-        m = json.loads(metrics_file.read_text())
-        rows.setdefault((cell["method"], cell["dataset"], cell["variant"]), []).append(m)
-    header = ["method", "dataset", "variant", "seeds", "headline protocol", "AUC (mean ± std)", "STG-NF protocol AUC", "params",
-              "train s", "inference windows/s", "published (paper, own setting)"]
-    table, chart = [], []
+        m = rescored_metrics(cell)
+        if m is not None:
+            rows.setdefault((cell["method"], cell["dataset"], cell["variant"]), []).append(m)
+    header = ["method", "dataset", "variant", "protocol", "seeds", "AUC-ROC", "AUC-PR", "EER (%)", "AUC-ROC unsmoothed", "params",
+              "train s", "inference windows/s", "published under this protocol"]
+    table = []
     for (method, dataset, variant), ms in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
-        head = ms[0]["protocol"]
-        auc = 100 * np.array([m["auc"] for m in ms])
-        stg = 100 * np.array([a for m in ms if (a := protocol_auc(m, "stgnf")) is not None])
         wps = np.mean([m["n_windows"] / m["eval_seconds"] for m in ms])
-        table.append([method, dataset, variant or "-", ",".join(str(m["seed"]) for m in ms), head, f"{auc.mean():.1f} ± {auc.std():.1f}",
-                      f"{stg.mean():.1f} ± {stg.std():.1f}" if len(stg) else "-", str(ms[0]["n_params"]),
-                      f"{np.mean([m['train_seconds'] for m in ms]):.0f}", f"{wps:,.0f}", PUBLISHED.get((method, dataset), "n/a")])
-        chart.append((f"{method}\n{dataset}" + (f"\n{variant}" if variant else ""), auc.mean(), auc.std()))
+        for protocol in ms[0]["protocols"]:
+            res = [m["protocols"][protocol] for m in ms if protocol in m["protocols"]]
+            star = "*" if protocol == ms[0]["protocol"] else ""
+            table.append([method, dataset, variant or "-", PROTOCOL_TITLES.get(protocol, protocol) + star, ",".join(str(m["seed"]) for m in ms),
+                          mean_std([r["auc"] for r in res]), mean_std([r["auc_pr"] for r in res]), mean_std([r["eer"] for r in res]),
+                          mean_std([r["auc_raw"] for r in res]), str(ms[0]["n_params"]), f"{np.mean([m['train_seconds'] for m in ms]):.0f}",
+                          f"{wps:,.0f}", records_text(dataset, protocol)])
     md = write_table(out, name, header, table)
     write_wide_table(rows, out, f"{name}_wide")
-    if chart:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(chart)), 3.2), dpi=100)
-        ax.bar(range(len(chart)), [c[1] for c in chart], yerr=[c[2] for c in chart], capsize=4)
-        ax.set_xticks(range(len(chart)), [c[0] for c in chart], fontsize=8)
-        ax.set_ylabel("frame AUC (%), headline protocol")
-        ax.set_ylim(40, 100)
-        fig.tight_layout()
-        fig.savefig(out / f"{name}.png")
-        plt.close(fig)
+    if rows:
+        bar_chart(rows, out / f"{name}.png", RECORDS)
     return md
+
+
+def bar_chart(rows: dict, path: Path, records: dict) -> None:
+    """Grouped bars: a group per dataset under its headline protocol, a bar per method (seed
+    spread as the error bar), the published records of that protocol as markers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vadflow.table import DATASET_TITLES, PROTOCOL_TITLES
+
+    datasets = list(dict.fromkeys(d for _, d, _ in rows))
+    methods = list(dict.fromkeys(m + (f" ({v})" if v else "") for m, _, v in rows))
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=110)
+    colours = plt.get_cmap("tab10")
+    for j, label in enumerate(methods):
+        for i, d in enumerate(datasets):
+            ms = next((v for (m, dd, var), v in rows.items() if dd == d and m + (f" ({var})" if var else "") == label), None)
+            if not ms:
+                continue
+            auc = 100 * np.array([x["auc"] for x in ms])
+            ax.bar(i - 0.4 + (j + 0.5) * width, auc.mean(), width, yerr=auc.std(), capsize=2, color=colours(j % 10), label=label if i == 0 else None)
+    for i, d in enumerate(datasets):
+        head = next(x for (_, dd, _), v in rows.items() if dd == d for x in v)["protocol"]
+        for k, (who, auc, *_rest) in enumerate(records.get((d, head), [])[:2]):
+            ax.plot([i - 0.42, i + 0.42], [auc, auc], color="k", ls="-" if k == 0 else ":", lw=1)
+            ax.text(i + 0.43, auc, who, fontsize=6, va="center")
+    ax.set_xticks(range(len(datasets)), [f"{DATASET_TITLES.get(d, d)}\n({PROTOCOL_TITLES.get(next(x for (_, dd, _), v in rows.items() if dd == d for x in v)['protocol'])} protocol)" for d in datasets], fontsize=8)
+    ax.set_ylabel("frame AUC-ROC (%), mean ± std over seeds")
+    ax.set_ylim(40, 100)
+    ax.set_title("vadflow methods vs published records (lines), each dataset under its record's protocol", fontsize=8)
+    ax.legend(fontsize=6, ncol=4, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def protocol_auc(metrics: dict, protocol: str) -> float | None:
@@ -132,23 +190,28 @@ def protocol_auc(metrics: dict, protocol: str) -> float | None:
 
 
 def write_wide_table(rows: dict, out: Path, name: str) -> str:
-    """The README's layout: one row per method (and variant), one column per dataset (in the
-    spec's order) and protocol (MPED-RNN's, then STG-NF's, where the runs report them; the
-    dataset's headline protocol is starred), ``mean ± std (seeds)``."""
+    """The README's layout: one row per method (and variant, spec order), one column per dataset
+    (spec order) and protocol (MoCoDAD's, MPED-RNN's, STG-NF's, where the runs report them; the
+    dataset's headline protocol is starred), ``mean ± std (seeds)``; a last row holds the
+    published records, each in the column of the protocol it was measured under."""
+    from vadflow.table import RECORDS, TABLE_PROTOCOLS, records_text
+
     datasets = list(dict.fromkeys(d for _, d, _ in rows))  # rows are filled in spec order
     columns = []  # (dataset, protocol, headline?)
     for d in datasets:
         runs = [x for (_, dd, _), ms in rows.items() if dd == d for x in ms]
-        for p in ("mpedrnn", "stgnf"):
+        for p in TABLE_PROTOCOLS:
             if any(protocol_auc(x, p) is not None for x in runs):
                 columns.append((d, p, any(x["protocol"] == p for x in runs)))
     body = []
-    for m, v in dict.fromkeys((m, v) for m, _, v in sorted(rows, key=lambda k: (k[2], k[0]))):
+    for m, v in dict.fromkeys((m, v) for m, _, v in sorted(rows, key=lambda k: k[2])):
         line = [m + (f" ({v})" if v else "")]
         for d, p, _ in columns:
             auc = [100 * a for x in rows.get((m, d, v), []) if (a := protocol_auc(x, p)) is not None]
             line.append(f"{np.mean(auc):.1f} ± {np.std(auc):.1f} ({len(auc)})" if auc else "-")
         body.append(line)
+    if any((d, p) in RECORDS for d, p, _ in columns):
+        body.append(["published (same protocol)"] + [records_text(d, p) for d, p, _ in columns])
     return write_table(out, name, ["method"] + [f"{d} {p}" + ("*" if head else "") for d, p, head in columns], body)
 
 

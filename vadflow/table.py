@@ -24,36 +24,50 @@ import torch
 from vadflow.config import ROOT
 from vadflow.data.datamodule import PoseDataModule
 
-# Published frame AUCs (micro, %) for context. HR-ShanghaiTech STG-NF: the paper's own pose
-# extraction (not these MPED-RNN trajectories). The others: MPED-RNN protocol on these trajectories.
-PUBLISHED = {
+# Published frame-level results on these datasets, each with the protocol it was measured under
+# (vadflow/scoring.py names the same protocols). A published number is shown only beside a vadflow
+# number of the same protocol. (dataset, protocol) -> [(method, AUC-ROC %, AUC-PR % or None, EER or None, source)].
+RECORDS = {
+    ("hr_avenue", "mocodad"): [("DCMD", 90.0, None, None, "AAAI 2025"), ("MoCoDAD", 89.0, None, None, "CVPR 2023"),
+                               ("COSKAD", 87.8, None, None, "2024")],
+    ("hr_avenue", "mpedrnn"): [("TrajREC", 89.4, None, None, "WACV 2024, unsmoothed, max over people"),
+                               ("MPED-RNN", 86.3, None, None, "CVPR 2019")],
+    ("hr_shanghaitech", "mocodad"): [("DCMD", 78.6, None, None, "AAAI 2025"), ("MoCoDAD", 77.6, None, None, "CVPR 2023"),
+                                     ("COSKAD", 77.1, None, None, "2024")],
+    ("hr_shanghaitech", "mpedrnn"): [("MPED-RNN", 75.4, None, None, "CVPR 2019, per-camera evaluation")],
+    # STG-NF's code takes normal frames as the positive class, so its AUC-PR (84.06) is not ours
+    ("poselift", "stgnf"): [("Shopformer", 69.15, 44.49, 0.38, "CVPRW 2025"), ("STG-NF", 67.46, None, 0.39, "PoseLift, WACV 2025 workshops")],
+}
+# Papers' own settings (other pose extractions, or video frames): context only, never in a column of ours
+OWN_SETTING = {
     ("stgnf", "hr_shanghaitech"): "87.4 (paper; its own AlphaPose tracks, STG-NF protocol)",
-    ("stgnf", "poselift"): "n/a",
-    ("stgnf", "hr_avenue"): "n/a",
     ("daflow", "hr_shanghaitech"): "87.8 (paper, as quoted by others; its own pose extraction)",
     ("msgflow", "hr_shanghaitech"): "88.1 (paper; its own setting)",
     ("dsnf", "hr_shanghaitech"): "not known here",
     ("gmfcvae", "hr_shanghaitech"): "n/a (paper on video frames: Ped2 92.2, Avenue 83.4)",
     ("gmfcvae", "hr_avenue"): "n/a (paper on video frames: Avenue 83.4)",
 }
-REFERENCE_MPEDRNN = {
-    "hr_shanghaitech": "MPED-RNN 75.4, GEPC 74.8, MoCoDAD 77.6, TrajREC 77.9, DCMD 78.6",
-    "hr_avenue": "MPED-RNN 86.3, GEPC 58.1, MoCoDAD 89.0, TrajREC 89.4, DCMD 90.0",
-}
+
+
+def records_text(dataset: str, protocol: str) -> str:
+    """``DCMD 90.0, MoCoDAD 89.0`` for one (dataset, protocol), or ``-``."""
+    return ", ".join(f"{m} {auc:g}" for m, auc, *_ in RECORDS.get((dataset, protocol), [])) or "-"
 
 
 EVAL_KEYS = ("protocols", "exclude_clips", "ignore_ranges", "full_masks", "smoothing_sigmas", "window_to_frame", "mocodad")
 _DATAMODULES: dict[str, PoseDataModule] = {}  # one set-up datamodule per dataset config (re-scoring many runs)
 
 
-def current_eval_settings(dataset: str) -> dict:
+def current_eval_settings(dataset: str, overrides: list[str] | None = None) -> dict:
+    """The dataset's evaluation settings as the config tree defines them today (``overrides``:
+    a run's own command line, e.g. a table cell's, instead of ``dataset=<name>``)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from vadflow.config import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"dataset={dataset}", "paths.output_dir=."])
+        cfg = compose(config_name="train", overrides=(overrides or [f"dataset={dataset}"]) + ["paths.output_dir=."])
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
     return {k: ds.get(k) for k in EVAL_KEYS}
 
@@ -113,10 +127,12 @@ def rescore(run: Path, data_root: str, cache_dir: str, scores_dir: Path | None =
     }
 
 
-def rescore_window_scores(dataset_cfg: dict, scores_file: Path, data_root: str, cache_dir: str, **eval_overrides) -> list[dict]:
-    """A run's saved window scores under today's protocol definitions (``eval_overrides`` replace
-    dataset evaluation settings, e.g. ``mocodad={...}``): nothing is trained or scored again."""
-    ds = {**dataset_cfg, **current_eval_settings(dataset_cfg["name"])}
+def rescore_window_scores(dataset_cfg: dict, scores_file: Path, data_root: str, cache_dir: str, run_overrides: list[str] | None = None,
+                          **eval_overrides) -> list[dict]:
+    """A run's saved window scores under today's protocol definitions (the dataset's, or those of
+    the run's own command line ``run_overrides``; ``eval_overrides`` replace dataset evaluation
+    settings, e.g. ``mocodad={...}``): nothing is trained or scored again."""
+    ds = {**dataset_cfg, **current_eval_settings(dataset_cfg["name"], run_overrides)}
     for key, value in eval_overrides.items():
         ds[key] = {**(ds.get(key) or {}), **value} if isinstance(value, dict) else value
     dm_key = json.dumps({k: v for k, v in ds.items() if k not in EVAL_KEYS}, sort_keys=True, default=str) + data_root + cache_dir
@@ -180,7 +196,7 @@ def main(argv=None) -> None:
     out_dir = Path(args.out)
     header = ["method", "dataset", "missing joints", "window score over", "short test tracks", "loss", "seeds", "MPED-RNN protocol AUC", "STG-NF protocol AUC",
               "STG-NF protocol, unsmoothed", "full-ShanghaiTech approx. (STG-NF scoring)", "params", "train s (mean)",
-              "published (same protocol where stated)"]
+              "published on this data, by protocol"]
     table = []
     for (method, dataset, missing, quirks, loss, scoring, short), recs in sorted(
             rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute", kv[0][5] != "detected joints", kv[0][6] != "skip", kv[0][6])):
@@ -195,7 +211,7 @@ def main(argv=None) -> None:
             fmt(res("stgnf", "auc_raw")) if res("stgnf", "auc_raw") else "-",
             fmt(res("stgnf_full", "auc")) if res("stgnf_full", "auc") else "-",
             str(recs[0]["n_params"]), f"{np.mean([r['train_seconds'] or 0 for r in recs]):.0f}",
-            PUBLISHED.get((method.split(" (")[0], dataset), "n/a") + ("; MPED-RNN protocol, same data: " + REFERENCE_MPEDRNN[dataset] if dataset in REFERENCE_MPEDRNN else ""),
+            "; ".join(f"{p}: {records_text(dataset, p)}" for p in ("mocodad", "mpedrnn", "stgnf") if (dataset, p) in RECORDS) or "-",
         ])
     md = write_table(out_dir, args.name, header, table)
     print(md)
@@ -233,6 +249,8 @@ def offset_rule_table(runs: Path, quantiles: list[float], methods: str, datasets
 
 
 DATASET_TITLES = {"hr_shanghaitech": "HR-ShanghaiTech", "hr_avenue": "HR-Avenue", "poselift": "PoseLift"}
+TABLE_PROTOCOLS = ("mocodad", "mpedrnn", "stgnf")  # the protocols the field's records were set with
+PROTOCOL_TITLES = {"mocodad": "MoCoDAD", "mpedrnn": "MPED-RNN", "stgnf": "STG-NF", "mpedrnn_pooled": "MPED-RNN pooled", "stgnf_full": "STG-NF full"}
 
 
 def summary_table(rows: dict, out_dir: Path, name: str, short_tracks: str = "skip") -> str:
@@ -247,8 +265,8 @@ def summary_table(rows: dict, out_dir: Path, name: str, short_tracks: str = "ski
         rank = (scoring == "detected joints", len(recs))
         if key not in best or rank > best[key][0]:
             best[key] = [rank, recs, loss, scoring]
-    methods = sorted({m for m, _ in best}, key=lambda m: list(PUBLISHED_ORDER).index(m) if m in PUBLISHED_ORDER else 99)
-    header = ["method", "params"] + [f"{DATASET_TITLES[d]} {p}" for d in DATASET_TITLES for p in ("MPED-RNN", "STG-NF")] + ["loss", "score over"]
+    methods = sorted({m for m, _ in best}, key=lambda m: list(METHOD_ORDER).index(m) if m in METHOD_ORDER else 99)
+    header = ["method", "params"] + [f"{DATASET_TITLES[d]} {PROTOCOL_TITLES[p]}" for d in DATASET_TITLES for p in TABLE_PROTOCOLS] + ["loss", "score over"]
     table = []
     for method in methods:
         row = [method, ""]
@@ -256,20 +274,20 @@ def summary_table(rows: dict, out_dir: Path, name: str, short_tracks: str = "ski
         for dataset in DATASET_TITLES:
             entry = best.get((method, dataset))
             if entry is None:
-                row += ["-", "-"]
+                row += ["-"] * len(TABLE_PROTOCOLS)
                 continue
             _, recs, loss, scoring = entry
             row[1] = str(recs[0]["n_params"])
             losses.add(loss)
             scorings.add(scoring)
-            for protocol in ("mpedrnn", "stgnf"):
+            for protocol in TABLE_PROTOCOLS:
                 v = [r["results"][protocol]["auc"] for r in recs if protocol in r["results"]]
                 row.append(f"{fmt(v)} ({len(v)})" if v else "-")
         table.append(row + ["/".join(sorted(losses)), "/".join(sorted(scorings))])
     return write_table(out_dir, name, header, table)
 
 
-PUBLISHED_ORDER = ("stgnf", "stgnf" + TRAIN_VISIBLE_SUFFIX, "daflow", "daflow_random", "dsnf", "gmfcvae", "msgflow")
+METHOD_ORDER = ("stgnf", "stgnf" + TRAIN_VISIBLE_SUFFIX, "daflow", "daflow_random", "dsnf", "gmfcvae", "msgflow")
 
 
 if __name__ == "__main__":
