@@ -156,3 +156,43 @@ def test_tracks_shorter_than_a_window_are_a_counted_skip(tmp_path, caplog):
         if short:
             assert f"{split_name}: {short} of {split.n_tracks} tracks are shorter than a window" in caplog.text
     assert n_short > 0  # the generator makes some short tracks
+
+
+def test_undo_train_frame_offset_drops_the_repeated_row_and_moves_later_rows_back():
+    from vadflow.data.sources import undo_train_frame_offset
+
+    kp = np.random.default_rng(0).random((6, 17, 3)).astype(np.float32)
+    kp[1] = kp[2]  # the release's repeat: frame 1 == frame 2
+    fixed = undo_train_frame_offset(Track("01_001", 3, np.arange(6), kp))
+    assert fixed.frames.tolist() == [0, 1, 2, 3, 4]
+    assert np.array_equal(fixed.kp, kp[[0, 2, 3, 4, 5]])
+    late = undo_train_frame_offset(Track("01_001", 4, np.arange(7, 10), kp[:3]))  # starts after frame 2: only moved
+    assert late.frames.tolist() == [6, 7, 8] and np.array_equal(late.kp, kp[:3])
+    with pytest.raises(DataError, match="hr_shanghaitech only"):
+        load_raw("hr_avenue", "/nowhere", fix_train_frame_offset=True)
+
+
+def _tracks_repeating_frame_one(split) -> tuple[int, int]:
+    """(tracks holding frames 1 and 2, those whose two poses are identical)."""
+    both = same = 0
+    for i in range(len(split.track_ptr) - 1):
+        lo, hi = split.track_ptr[i], split.track_ptr[i + 1]
+        f = split.frames[lo:hi]
+        r1, r2 = np.flatnonzero(f == 1), np.flatnonzero(f == 2)
+        if len(r1) and len(r2):
+            both += 1
+            a, b = lo + r1[0], lo + r2[0]  # detected joints (imputed ones may differ by their neighbours)
+            same += bool(np.array_equal(split.vis[a], split.vis[b]) and np.array_equal(split.kp[a][split.vis[a]], split.kp[b][split.vis[b]]))
+    return both, same
+
+
+def test_hr_shanghaitech_training_csvs_repeat_frame_one_and_test_csvs_do_not(data_root):
+    """The release as read: every training track holding frames 1 and 2 has the same pose at both
+    (the one-frame offset that ``fix_train_frame_offset`` undoes); no test track does."""
+    from vadflow.config import ROOT
+
+    train, test, _ = load_prepared("hr_shanghaitech", str(data_root), str(ROOT / ".cache"))
+    both, same = _tracks_repeating_frame_one(train)
+    assert both > 500 and same == both
+    both_test, same_test = _tracks_repeating_frame_one(test)
+    assert both_test > 100 and same_test == 0

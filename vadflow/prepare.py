@@ -12,7 +12,8 @@ def run_prepare(cfg: DictConfig) -> dict:
     set_threads(cfg.get("threads"))
     ds, paths = to_plain(cfg.dataset), to_plain(cfg.paths)
     train, test, info = load_prepared(
-        ds["name"], paths["data_root"], paths["cache_dir"], ds["missing_joints"], ds["conf_threshold"], ds.get("synthetic"), force=bool(cfg.force)
+        ds["name"], paths["data_root"], paths["cache_dir"], ds["missing_joints"], ds["conf_threshold"], ds.get("synthetic"), force=bool(cfg.force),
+        fix_train_frame_offset=bool(ds.get("fix_train_frame_offset", False)),
     )
     how = "loaded from cache" if info["cached"] else "prepared"
     print(

@@ -566,7 +566,8 @@ def calibrate_checkpoint(args) -> Path:
     method, method_cfg = load_method(ckpt, ckpt_path)
     ds = ckpt["dataset"]
     train, _, _ = load_prepared(ds["name"], args.data_root, args.cache_dir, ds.get("missing_joints", "impute"),
-                                ds.get("conf_threshold", 0.0), ds.get("synthetic"))
+                                ds.get("conf_threshold", 0.0), ds.get("synthetic"),
+                                fix_train_frame_offset=bool(ds.get("fix_train_frame_offset", False)))
     sigmas = parse_sigmas(args.sigmas)
     ckpt["calibration"] = calibrate_method(method, train, ds, int(method_cfg["model"]["seg_len"]), args.stride, sigmas)
     target = Path(args.out) if args.out else ckpt_path

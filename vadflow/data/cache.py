@@ -43,9 +43,12 @@ def load_prepared(
     conf_threshold: float = 0.0,
     synthetic: dict | None = None,
     force: bool = False,
+    fix_train_frame_offset: bool = False,
 ) -> tuple[PreparedSplit, PreparedSplit, dict]:
     """Return ``(train, test, info)``, preparing and caching on first use."""
     settings = {"missing_joints": missing_joints, "conf_threshold": float(conf_threshold)}
+    if fix_train_frame_offset:  # only when set, so the caches of the default reading keep their keys
+        settings["fix_train_frame_offset"] = True
     if name == "synthetic":
         settings["synthetic"] = dict(synthetic or {})
     key = cache_key(name, data_root, settings)
@@ -55,7 +58,7 @@ def load_prepared(
         with np.load(path, allow_pickle=False) as z:
             train, test = PreparedSplit.from_arrays(z, "train_"), PreparedSplit.from_arrays(z, "test_")
         return train, test, {"cache": str(path), "cached": True, "seconds": time.perf_counter() - t0}
-    raw_train, raw_test = load_raw(name, data_root, synthetic)
+    raw_train, raw_test = load_raw(name, data_root, synthetic, fix_train_frame_offset)
     train = prepare_split(raw_train, missing_joints, conf_threshold, where=f"{name} train: ")
     test = prepare_split(raw_test, missing_joints, conf_threshold, where=f"{name} test: ")
     path.parent.mkdir(parents=True, exist_ok=True)

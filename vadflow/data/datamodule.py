@@ -87,6 +87,7 @@ class PoseDataModule(L.LightningDataModule):
         short_tracks: str = "skip",
         short_min_len: int = 8,
         synthetic: dict | None = None,
+        fix_train_frame_offset: bool = False,
         **_unused,
     ):
         super().__init__()
@@ -114,6 +115,7 @@ class PoseDataModule(L.LightningDataModule):
         self.held_out_clips: list[str] = []
         self.val_set = None
         self.synthetic = dict(synthetic or {})
+        self.fix_train_frame_offset = bool(fix_train_frame_offset)
         self.train_set = self.test_set = None
         self.prepare_info: dict = {}
 
@@ -124,7 +126,8 @@ class PoseDataModule(L.LightningDataModule):
     def _load(self):
         if self.name != "synthetic" and not Path(self.data_root).exists():
             raise DataError(f"data root {self.data_root} does not exist (set paths.data_root=... or VADFLOW_DATA)")
-        return load_prepared(self.name, self.data_root, self.cache_dir, self.missing_joints, self.conf_threshold, self.synthetic)
+        return load_prepared(self.name, self.data_root, self.cache_dir, self.missing_joints, self.conf_threshold, self.synthetic,
+                             fix_train_frame_offset=self.fix_train_frame_offset)
 
     def setup(self, stage: str | None = None) -> None:
         if self.test_set is not None:

@@ -55,7 +55,11 @@ def source_files(name: str, data_root: str | Path) -> list[Path]:
     raise DataError(f"unknown dataset {name!r}: known are synthetic, hr_shanghaitech, hr_avenue, poselift, shanghaitech_sample")
 
 
-def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None) -> tuple[RawSplit, RawSplit]:
+def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None,
+             fix_train_frame_offset: bool = False) -> tuple[RawSplit, RawSplit]:
+    """``fix_train_frame_offset``: HR-ShanghaiTech only, see :func:`undo_train_frame_offset`."""
+    if fix_train_frame_offset and name != "hr_shanghaitech":
+        raise DataError(f"dataset.fix_train_frame_offset applies to hr_shanghaitech only (its training CSVs), not {name}")
     if name == "synthetic":
         from vadflow.data.synthetic import generate_synthetic
 
@@ -64,6 +68,8 @@ def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None) ->
     skips = SkipLog()
     if name in _HR_FOLDERS:
         train, test = _load_mpedrnn(name, sources[0], skips)
+        if fix_train_frame_offset:
+            train = RawSplit([t for t in map(undo_train_frame_offset, train.tracks) if len(t.frames)], train.masks)
     elif name == "poselift":
         train, test = _load_alphapose_tree(sources[0], "PoseLift", skips)
     else:  # shanghaitech_sample: one test clip, no training data
@@ -107,6 +113,20 @@ def _load_mpedrnn(name: str, source: Path, skips: SkipLog) -> tuple[RawSplit, Ra
     if not tracks["train"] or not tracks["test"] or not masks:
         raise DataError(f"{source}: no {folder} training tracks, test tracks or masks found (is this the MPED-RNN HR release?)")
     return RawSplit(tracks["train"]), RawSplit(tracks["test"], masks)
+
+
+def undo_train_frame_offset(track: Track) -> Track:
+    """HR-ShanghaiTech's training CSVs (not its test CSVs) repeat one pose: the row at frame 1 is
+    the row at frame 2 again, and every row from frame 2 on belongs one frame earlier (checked on
+    the release: frames 1 and 2 identical in every training track that holds both, no such repeat
+    in any test track or in HR-Avenue). Undone as TrajREC's ``fix_skeleton_data.py`` does: drop the
+    frame-1 row and move every later row back one frame; frame 0 stays. The reference protocols
+    (MPED-RNN, MoCoDAD, STG-NF) read the CSVs unchanged, which is the default."""
+    frames, kp = track.frames, track.kp
+    drop = frames == 1
+    later = frames >= 2
+    frames = np.where(later, frames - 1, frames)[~drop]
+    return Track(track.clip, track.person, frames, kp[~drop])
 
 
 def _load_alphapose_tree(source: Path, folder: str, skips: SkipLog) -> tuple[RawSplit, RawSplit]:
