@@ -51,7 +51,13 @@ OWN_SETTING = {
 
 def records_text(dataset: str, protocol: str) -> str:
     """``DCMD 90.0, MoCoDAD 89.0`` for one (dataset, protocol), or ``-``."""
-    return ", ".join(f"{m} {auc:g}" for m, auc, *_ in RECORDS.get((dataset, protocol), [])) or "-"
+    return ", ".join(f"{m} {percent_text(auc)}" for m, auc, *_ in RECORDS.get((dataset, protocol), [])) or "-"
+
+
+def percent_text(value: float) -> str:
+    """A published percentage as printed in its paper: 90.0, 87.8, 69.15."""
+    text = f"{value:.2f}"
+    return text[:-1] if text.endswith("0") else text
 
 
 EVAL_KEYS = ("protocols", "exclude_clips", "ignore_ranges", "full_masks", "smoothing_sigmas", "window_to_frame", "mocodad")
