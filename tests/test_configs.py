@@ -14,6 +14,7 @@ METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
 LOSSES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
 TRAINERS = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
 LOGGERS = sorted(p.stem for p in (CONF / "logger").glob("*.yaml"))
+VARIANT_OF = {"synthetic_global": "synthetic"}  # dataset configs that read another dataset with other settings
 EXPERIMENTS = sorted(str(p.relative_to(CONF / "experiment").with_suffix("")) for p in (CONF / "experiment").rglob("*.yaml"))
 
 
@@ -27,10 +28,24 @@ def test_groups_are_not_empty():
 @pytest.mark.parametrize("loss", LOSSES)
 def test_train_config_composes(dataset, method, loss, tmp_path):
     cfg = compose("train", [f"dataset={dataset}", f"method={method}", f"loss={loss}", f"paths.output_dir={tmp_path}"])
-    assert cfg.dataset.name == dataset and cfg.method.name == method
+    assert cfg.dataset.name == VARIANT_OF.get(dataset, dataset) and cfg.method.name == method
     model = hydra.utils.instantiate(cfg.method.model, objective=hydra.utils.instantiate(cfg.loss))
     assert sum(p.numel() for p in model.parameters()) > 0
     assert len(cfg.dataset.frame_size) == 2 and cfg.dataset.protocols
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_composes_with_the_trajectory_component(method, tmp_path):
+    from vadflow.methods.trajectory_aware import TrajectoryAware
+    from vadflow.train import build_method, method_config, uses_trajectory
+
+    cfg = compose("train", [f"method={method}", "trajectory=flow", f"paths.output_dir={tmp_path}"])
+    method_cfg = method_config(cfg)
+    assert uses_trajectory(method_cfg) and method_cfg["model"]["pose"]["_target_"] == cfg.method.model._target_
+    model = build_method(method_cfg, hydra.utils.instantiate(cfg.loss))
+    assert isinstance(model, TrajectoryAware) and model.combine == "standardised"
+    assert type(model.objective).__name__ == cfg.loss._target_.rsplit(".", 1)[1]  # the loss reaches the pose model
+    assert not uses_trajectory(method_config(compose("train", [f"method={method}", f"paths.output_dir={tmp_path}"])))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -57,7 +57,10 @@ def load_method(ckpt: dict, path="checkpoint", model_overrides: dict | None = No
     if ckpt.get("format") != FORMAT:
         raise DataError(f"{path}: unknown checkpoint format {ckpt.get('format')!r}")
     cfg = dict(ckpt["method"])
-    cfg["model"] = {**cfg["model"], **dict(model_overrides or {})}
+    if "pose" in cfg["model"]:  # trajectory-aware: scoring options belong to the pose model
+        cfg["model"] = {**cfg["model"], "pose": {**cfg["model"]["pose"], **dict(model_overrides or {})}}
+    else:
+        cfg["model"] = {**cfg["model"], **dict(model_overrides or {})}
     model = hydra.utils.instantiate(cfg["model"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), cfg

@@ -40,6 +40,7 @@ import torch
 from vadflow.data.prepare_arrays import PreparedSplit, prepare_split, track_of_rows
 from vadflow.data.readers import SkipLog, parse_alphapose_json, parse_mask, parse_mpedrnn_csvs
 from vadflow.data.types import DataError, RawSplit, Track
+from vadflow.data.cameras import row_camera_slots
 from vadflow.data.windows import WindowBuilder, scoring_windows
 from vadflow.scoring import STGNF_SIGMAS, cover_max_over_tracks, roc_auc, smooth
 
@@ -165,6 +166,8 @@ def score_windows(method, split: PreparedSplit, seg_len: int, frame_size, stride
     starts, last = scoring_windows(split.frames, split.track_ptr, seg_len, stride, max_missing,
                                    short_tracks=short_tracks, short_min_len=short_min_len)
     builder = WindowBuilder(split.kp, split.vis, seg_len, frame_size, use_visibility, pad_mode=short_tracks if short_tracks != "skip" else "reflect")
+    if hasattr(method, "trajectory"):  # trajectory-aware: batches carry the box trajectory and camera
+        builder.row_camera = torch.from_numpy(row_camera_slots(split.clips, split.track_clip, split.track_ptr))
     scores = np.empty(len(starts))
     was_training = method.training
     method.eval()  # batch norm must use its running statistics (Lightning leaves modules in train mode)
@@ -172,8 +175,9 @@ def score_windows(method, split: PreparedSplit, seg_len: int, frame_size, stride
         for i in range(0, len(starts), batch_size):
             sl = slice(i, i + batch_size)
             padded = None if short_tracks == "skip" else torch.from_numpy(last[sl])
-            x, vis = builder(torch.from_numpy(starts[sl]), last=padded)
-            scores[sl] = method.score({"x": x, "vis": vis, "index": torch.arange(len(x))}).double().numpy()
+            batch = builder.batch(torch.from_numpy(starts[sl]), last=padded)
+            batch["index"] = torch.arange(len(batch["x"]))
+            scores[sl] = method.score(batch).double().numpy()
     method.train(was_training)
     if not np.isfinite(scores).all():
         raise DataError(f"the model gave {int((~np.isfinite(scores)).sum())} NaN/inf window scores (check the input coordinates and --frame-size)")

@@ -55,6 +55,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.stats import rankdata
 
+from vadflow.data.cameras import camera_of
 from vadflow.data.types import DataError
 
 log = logging.getLogger(__name__)
@@ -298,11 +299,6 @@ def smooth(scores: np.ndarray, sigmas) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- MPED-RNN's per-camera step
-def camera_of(clip: str) -> str:
-    """The camera (scene id) of a clip: its name before the first ``_`` (``01_0014`` -> ``01``)."""
-    return str(clip).split("_")[0]
-
-
 def per_camera_quantiles(scores: np.ndarray, clips: list[str], lengths: list[int]) -> np.ndarray:
     """MPED-RNN's ``quantile_transform_errors``: each camera's frame scores (all its clips joined)
     through sklearn's ``quantile_transform`` (1000 quantiles, or as many as there are frames;

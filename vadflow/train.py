@@ -55,6 +55,7 @@ def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: d
         "short_tracks": dataset_cfg.get("short_tracks", "skip"),
         "protocols": {r["protocol"]: r for r in results},
         "prepare": evaluation.get("prepare", {}),
+        "trajectory": cfg_method["model"].get("_target_") == TRAJECTORY_TARGET,
         "git_commit": git_commit(),
     }
     record.update(extra)
@@ -102,8 +103,10 @@ def run_training(cfg: DictConfig) -> dict:
     threads = set_threads(cfg.get("threads"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out_dir = Path(cfg.paths.output_dir)
-    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)))
-    method = hydra.utils.instantiate(cfg.method.model, objective=hydra.utils.instantiate(cfg.loss))
+    method_cfg = method_config(cfg)
+    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)),
+                        trajectory_features=uses_trajectory(method_cfg))
+    method = build_method(method_cfg, hydra.utils.instantiate(cfg.loss))
     module = AnomalyModule(method, to_plain(cfg.method.optim), results_dir=str(out_dir))
     loggers = build_loggers(cfg)
     failed = True
@@ -113,6 +116,34 @@ def run_training(cfg: DictConfig) -> dict:
         return record
     finally:
         finish_wandb(failed)
+
+
+TRAJECTORY_TARGET = "vadflow.methods.trajectory_aware.TrajectoryAware"
+
+
+def method_config(cfg: DictConfig) -> dict:
+    """The method's config as the checkpoint stores it: with ``trajectory=flow`` its model is the
+    pose model wrapped with the trajectory component, so ``load_method`` rebuilds both."""
+    method_cfg = to_plain(cfg.method)
+    traj = to_plain(cfg.trajectory) if cfg.get("trajectory") else {}
+    if traj:
+        combine, jacobian = traj.pop("combine", "standardised"), traj.pop("normalisation_jacobian", False)
+        method_cfg["model"] = {"_target_": TRAJECTORY_TARGET, "pose": method_cfg["model"], "trajectory": traj,
+                               "combine": combine, "normalisation_jacobian": jacobian, "seg_len": method_cfg["model"]["seg_len"]}
+    return method_cfg
+
+
+def uses_trajectory(method_cfg: dict) -> bool:
+    return method_cfg["model"].get("_target_") == TRAJECTORY_TARGET
+
+
+def build_method(method_cfg: dict, objective):
+    """The method with the training objective (the pose model's, when wrapped)."""
+    model_cfg = method_cfg["model"]
+    if not uses_trajectory(method_cfg):
+        return hydra.utils.instantiate(model_cfg, objective=objective)
+    pose = hydra.utils.instantiate(model_cfg["pose"], objective=objective)
+    return hydra.utils.instantiate({**model_cfg, "pose": None}, pose=pose)
 
 
 def fit_statistics(method, dm: PoseDataModule) -> None:
@@ -154,7 +185,7 @@ def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int)
     if not trainer.is_global_zero:  # strategy "ddp" re-runs this script on every rank
         return {}
     record = metrics_record(
-        to_plain(cfg.method), to_plain(cfg.dataset), int(cfg.seed), load_evaluation(out_dir),
+        method_config(cfg), to_plain(cfg.dataset), int(cfg.seed), load_evaluation(out_dir),
         loss=type(method.objective).__name__ if hasattr(method, "objective") else None,
         n_params=count_trainable(method), train_seconds=train_seconds, eval_seconds=eval_seconds,
         epochs=int(trainer.current_epoch), threads=threads, world_size=trainer.world_size, precision=str(trainer.precision),
@@ -164,7 +195,7 @@ def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int)
         record["val_loss"] = float(trainer.callback_metrics["val/loss"])
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
     calibration = calibrate(method, dm, cfg) if cfg.get("calibrate", True) else None
-    save_checkpoint(out_dir / "model.ckpt", method, to_plain(cfg.method), to_plain(cfg.dataset), record, calibration)
+    save_checkpoint(out_dir / "model.ckpt", method, method_config(cfg), to_plain(cfg.dataset), record, calibration)
     log_to_wandb(loggers, cfg, record, out_dir, dm)
     report(record, f" | {cfg.method.name} seed {cfg.seed}")
     print(f"run directory: {out_dir}")

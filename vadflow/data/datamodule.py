@@ -21,6 +21,7 @@ from vadflow.data.cache import load_prepared
 from vadflow.data.prepare_arrays import PreparedSplit, track_of_rows
 from vadflow.data.robustness import add_keypoint_noise, contaminate
 from vadflow.data.types import DataError
+from vadflow.data.cameras import row_camera_slots
 from vadflow.data.windows import WindowBuilder, scoring_windows, window_starts
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,9 @@ class WindowDataset(Dataset):
         index = torch.as_tensor(indices, dtype=torch.long)
         base = index % self.n
         flip = index >= self.n if self.flip else None
-        x, vis = self.builder(self.starts[base], flip, last=None if self.last is None else self.last[base])
-        return {"x": x, "vis": vis, "index": index}
+        batch = self.builder.batch(self.starts[base], flip, last=None if self.last is None else self.last[base])
+        batch["index"] = index
+        return batch
 
     def __getitem__(self, i):  # single items (rarely used): same path
         batch = self.__getitems__([i])
@@ -88,6 +90,7 @@ class PoseDataModule(L.LightningDataModule):
         short_min_len: int = 8,
         synthetic: dict | None = None,
         fix_train_frame_offset: bool = False,
+        trajectory_features: bool = False,
         **_unused,
     ):
         super().__init__()
@@ -116,6 +119,7 @@ class PoseDataModule(L.LightningDataModule):
         self.val_set = None
         self.synthetic = dict(synthetic or {})
         self.fix_train_frame_offset = bool(fix_train_frame_offset)
+        self.trajectory_features = bool(trajectory_features)  # batches carry traj / norm / camera (trajectory models)
         self.train_set = self.test_set = None
         self.prepare_info: dict = {}
 
@@ -157,6 +161,11 @@ class PoseDataModule(L.LightningDataModule):
         self.train_set = WindowDataset(train_starts, WindowBuilder(train_kp, train_vis, self.seg_len, self.frame_size, use_vis), self.flip)
         self.test_set = WindowDataset(test_starts, WindowBuilder(test.kp, test.vis, self.seg_len, self.frame_size, use_vis,
                                                                  pad_mode=self.short_tracks), last=test_last)
+        if self.trajectory_features:
+            slots = lambda split: row_camera_slots(split.clips, split.track_clip, split.track_ptr)  # noqa: E731
+            train_slots = slots(train) if self.contamination is None else np.concatenate([slots(train), slots(test)])  # test rows follow
+            self.train_set.builder.row_camera = torch.from_numpy(train_slots)
+            self.test_set.builder.row_camera = torch.from_numpy(slots(test))
         if len(val_starts):
             self.val_set = WindowDataset(val_starts, self.train_set.builder)
         # what scoring needs of each test window: clip, person, the frame its score is written to

@@ -32,6 +32,13 @@ Anomalies (test split only)
     ``crawl``   torso near horizontal, knees on the ground, slow progress
     ``loiter``  standing still with a tiny sway while others walk
 
+    Global anomalies (``GLOBAL_ANOMALY_KINDS``; the pose stays a normal walk, only where the
+    person is, how big or how fast changes; ``conf/dataset/synthetic_global.yaml`` adds them):
+
+    ``close``   the person grows to 1.8-2.6x the height anyone has at that place (too close to the camera)
+    ``dash``    2.5-4x the walking speed at an unchanged gait (a cyclist or skater)
+    ``offpath`` the person rises 15-30 % of the image height above the band where people walk
+
     Intensities are randomised and moderate, and normal variation is broad, so a pose-likelihood
     model separates the classes clearly but not perfectly. ``test.masks[clip]`` is a ``uint8``
     array of ``clip_len`` frames, 1 where an event happens while its actor is in view. One or two
@@ -46,7 +53,8 @@ import numpy as np
 from vadflow.data.types import N_JOINTS_COCO, RawSplit, Track
 
 SYNTHETIC_FRAME_SIZE = (856, 480)
-ANOMALY_KINDS = ("run", "fall", "flail", "jump", "crawl", "loiter")
+ANOMALY_KINDS = ("run", "fall", "flail", "jump", "crawl", "loiter")  # the default: pose anomalies
+GLOBAL_ANOMALY_KINDS = ("close", "dash", "offpath")
 FPS = 24.0  # speeds (body heights / s) and cadences (strides / s) are defined against this rate
 
 # COCO-17 joint indices
@@ -168,8 +176,9 @@ def _walk_controls(p: _Person, n: int) -> dict[str, np.ndarray]:
     }
     controls = {key: np.full(n, value, dtype=np.float64) for key, value in base.items()}
     # additive terms that plain walking never uses
-    for key in ("hop", "tuck", "arm_l", "arm_r", "sway", "fall"):
+    for key in ("hop", "tuck", "arm_l", "arm_r", "sway", "fall", "lift"):
         controls[key] = np.zeros(n)
+    controls["grow"] = np.ones(n)  # height multiplier (global anomaly "close")
     return controls
 
 
@@ -254,9 +263,22 @@ def _anomaly_loiter(c, beta, t, rng):
     c["sway"] = c["sway"] + beta * sway
 
 
+def _anomaly_close(c, beta, t, rng):
+    _scale(c, "grow", beta, rng.uniform(1.8, 2.6))
+
+
+def _anomaly_dash(c, beta, t, rng):
+    _scale(c, "speed", beta, rng.uniform(2.5, 4.0))  # cadence and swings unchanged: the pose is a walk
+
+
+def _anomaly_offpath(c, beta, t, rng):
+    c["lift"] = c["lift"] + beta * rng.uniform(0.15, 0.3)  # fraction of the image height
+
+
 _ANOMALIES = {
     "run": _anomaly_run, "fall": _anomaly_fall, "flail": _anomaly_flail,
     "jump": _anomaly_jump, "crawl": _anomaly_crawl, "loiter": _anomaly_loiter,
+    "close": _anomaly_close, "dash": _anomaly_dash, "offpath": _anomaly_offpath,
 }
 
 
@@ -330,13 +352,14 @@ def _rotate(sag: np.ndarray, up: np.ndarray, angle: np.ndarray) -> tuple[np.ndar
     return sag * cos + up * sin, up * cos - sag * sin
 
 
-def _place(p: _Person, scene: _Scene, c: dict, sag: np.ndarray, up: np.ndarray):
+def _place(p: _Person, scene: _Scene, c: dict, sag: np.ndarray, up: np.ndarray, image_height: float):
     """Body-frame joints -> pixels along the person's path. Returns (xy (n,17,2), root x, height)."""
     walked = (np.cumsum(c["speed"]) - c["speed"][0]) / FPS  # body heights since the first frame
     # height grows with distance below the horizon, so a path towards the camera is exponential
     below = (p.ground0 - scene.horizon) * np.exp(DEPTH_GAIN * p.size * scene.scale * np.sin(p.heading) * walked)
     ground = np.clip(scene.horizon + below, *scene.ground)
-    height = p.size * scene.scale * (ground - scene.horizon)
+    height = p.size * scene.scale * (ground - scene.horizon) * c["grow"]
+    ground = ground - c["lift"] * image_height
     step = p.facing * np.cos(p.heading) * c["speed"] * height / FPS
     root = np.concatenate([[0.0], np.cumsum(step[:-1])])
 
@@ -404,7 +427,7 @@ def _simulate_track(rng, scene: _Scene, cfg: _Config, start: int, n: int, event:
         ref, x_ref = event.start - start, width * (0.5 - p.facing * rng.uniform(0.0, 0.3))
 
     sag, up = _pose(p, c)
-    xy, root, height = _place(p, scene, c, sag, up)
+    xy, root, height = _place(p, scene, c, sag, up, float(cfg.frame_size[1]))
     shift = x_ref - root[ref]
     xy[..., 0] += shift
     lo, hi = _visible_span(root + shift, width, ref)
@@ -466,9 +489,9 @@ def _clip_names(n_clips: int, n_scenes: int, digits: int) -> list[tuple[str, int
 
 
 def _check_args(n_train_clips, n_test_clips, clip_len, people_per_clip, missing_joint_rate, drop_frame_rate, kinds):
-    unknown = sorted(set(kinds) - set(ANOMALY_KINDS))
+    unknown = sorted(set(kinds) - set(ANOMALY_KINDS + GLOBAL_ANOMALY_KINDS))
     if unknown or not kinds:
-        raise ValueError(f"anomaly_kinds must be a non-empty subset of {ANOMALY_KINDS}, got {kinds!r}")
+        raise ValueError(f"anomaly_kinds must be a non-empty subset of {ANOMALY_KINDS + GLOBAL_ANOMALY_KINDS}, got {kinds!r}")
     if n_train_clips < 0 or n_test_clips < 0:
         raise ValueError("clip counts must be >= 0")
     if clip_len < 16:

@@ -101,9 +101,26 @@ class WindowBuilder:
         self.offsets = torch.arange(seg_len)
         self.scale = torch.tensor([float(frame_size[0]), float(frame_size[1])])
         self.use_visibility = use_visibility
+        self.row_camera: torch.Tensor | None = None  # (R,) camera index per row: batches then carry the trajectory
 
     def __call__(self, starts: torch.Tensor, flip: torch.Tensor | None = None, dtype=torch.float32, last: torch.Tensor | None = None):
         """``last``: each window's last real row (padded windows of short tracks); None = full windows."""
+        x, vis, _ = self._windows(starts, flip, dtype, last)
+        return x, vis
+
+    def batch(self, starts: torch.Tensor, flip: torch.Tensor | None = None, last: torch.Tensor | None = None) -> dict:
+        """A method's batch: ``x``, ``vis`` and, with ``row_camera`` set, what the normalisation
+        removes (see :func:`trajectory_features`): ``traj`` (B, T, 4), ``norm`` (B, 3) and the
+        window's ``camera`` (B,). The trajectory is never flipped: a mirrored scene would put
+        people where nobody walks."""
+        x, vis, xy = self._windows(starts, flip, torch.float32, last)
+        out = {"x": x, "vis": vis}
+        if self.row_camera is not None:
+            out["traj"], out["norm"] = trajectory_features(xy, vis, normalised_over_detected=self.use_visibility)
+            out["camera"] = self.row_camera[starts]
+        return out
+
+    def _windows(self, starts, flip, dtype, last):
         if last is None:
             rows = starts[:, None] + self.offsets  # (B, T)
             repeated = None
@@ -116,11 +133,12 @@ class WindowBuilder:
         x = normalize_windows(xy, vis if self.use_visibility else None)
         if flip is not None:
             x[:, 0] = torch.where(flip[:, None, None], -x[:, 0], x[:, 0])
-        return x, vis
+        return x, vis, xy
 
 
-def normalize_windows(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
-    """(B, T, V, 2) scaled coordinates -> (B, 2, T, V) centred by the mean, scaled by std(y)."""
+def window_statistics(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`normalize_windows` removes: the window mean of (x, y), (B, 1, 1, 2), and the
+    (population) std of y, (B,), over detected joints when ``vis`` is given; a std of 0 becomes 1."""
     if vis is None:
         mean = xy.mean(dim=(1, 2), keepdim=True)
         std_y = xy[..., 1].std(dim=(1, 2), unbiased=False)
@@ -131,5 +149,33 @@ def normalize_windows(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: fl
         var_y = (((xy[..., 1:] - mean[..., 1:]) ** 2) * w).sum(dim=(1, 2, 3)) / count.view(-1)
         std_y = var_y.sqrt()
     # a window whose y never varies (one visible joint, synthetic corner cases) must not divide by 0
-    std_y = torch.where(std_y > eps, std_y, torch.ones_like(std_y))
+    return mean, torch.where(std_y > eps, std_y, torch.ones_like(std_y))
+
+
+def normalize_windows(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
+    """(B, T, V, 2) scaled coordinates -> (B, 2, T, V) centred by the mean, scaled by std(y)."""
+    mean, std_y = window_statistics(xy, vis, eps)
     return ((xy - mean) / std_y[:, None, None, None]).permute(0, 3, 1, 2).contiguous()
+
+
+MIN_BOX = 1e-3  # box sides below 0.1 % of the frame (a single visible joint) count as this
+
+
+def trajectory_features(xy: torch.Tensor, vis: torch.Tensor | None = None,
+                        normalised_over_detected: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the person is and how big, per frame, relative to the frame: ``traj`` (B, T, 4) =
+    box centre x, centre y, log width, log height of the detected joints (every joint, imputed
+    included, on a frame with none detected), with ``xy`` already divided by the frame size; and
+    ``norm`` (B, 3) = the window normalisation's mean x, mean y and log std(y) (over detected
+    joints, or over all as the normalisation took them)."""
+    if vis is None:
+        vis = torch.ones(xy.shape[:3], dtype=torch.bool, device=xy.device)
+    seen = vis & vis.any(dim=2, keepdim=True) | ~vis.any(dim=2, keepdim=True)  # frames without a detection use all joints
+    big = torch.finfo(xy.dtype).max
+    lo = torch.where(seen[..., None], xy, big).amin(dim=2)
+    hi = torch.where(seen[..., None], xy, -big).amax(dim=2)
+    centre = (lo + hi) / 2
+    size = (hi - lo).clamp_min(MIN_BOX).log()
+    mean, std_y = window_statistics(xy, vis if normalised_over_detected else None)
+    norm = torch.cat([mean.view(-1, 2), std_y.log()[:, None]], 1)
+    return torch.cat([centre, size], -1), norm

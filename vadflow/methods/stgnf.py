@@ -20,6 +20,8 @@ from vadflow.nn.stgcn import STGCNBlock
 
 
 class STGNF(nn.Module):
+    score_unit = "bits/dim"  # score() is an NLL in bits per dimension (DA-Flow and DSNF inherit it)
+
     def __init__(
         self,
         seg_len: int = 24,

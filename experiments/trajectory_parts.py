@@ -1,0 +1,65 @@
+"""AUC of each part of a trajectory-aware run's score (pose, trajectory) and of the two ways to
+join them (likelihood sum, standardised sum), from the run's checkpoint.
+
+    python experiments/trajectory_parts.py RUN_DIR [RUN_DIR ...] [--data-root D] [--cache-dir C]
+
+The standardisation uses 20,000 evenly spaced training windows (as ``fit_statistics`` does with
+every training window); the mocodad offset comes from the same training windows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vadflow.checkpoint import load_method, read_checkpoint
+from vadflow.config import ROOT, datamodule_kwargs
+from vadflow.data.datamodule import PoseDataModule
+
+
+def parts_of(method, loader) -> dict[str, np.ndarray]:
+    out: dict[str, list] = {"index": [], "pose": [], "trajectory": []}
+    with torch.no_grad():
+        for batch in loader:
+            parts = method.score_parts(batch)
+            out["index"].append(batch["index"].numpy())
+            for key in ("pose", "trajectory"):
+                out[key].append(parts[key].double().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--data-root", default=os.environ.get("VADFLOW_DATA", str(ROOT.parent / "shared" / "datasets")))
+    ap.add_argument("--cache-dir", default=str(ROOT / ".cache"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    for run in map(Path, args.runs):
+        ckpt = read_checkpoint(run / "model.ckpt")
+        ckpt["method"]["model"].update(combine="standardised", normalisation_jacobian=False)  # any build; the weights are the same
+        method, _ = load_method(ckpt)
+        method.combine = "likelihood"  # raw parts (pose score, trajectory NLL): each score below is built from them here
+        dm = PoseDataModule(**datamodule_kwargs(ckpt["dataset"], {"data_root": args.data_root, "cache_dir": args.cache_dir}),
+                            trajectory_features=True)
+        dm.setup("test")
+        test, train = parts_of(method, dm.test_dataloader()), parts_of(method, dm.statistics_dataloader(20_000))
+        z = lambda key, split: (split[key] - train[key].mean()) / train[key].std()  # noqa: E731
+        scores = {
+            "pose": (test["pose"], train["pose"]),
+            "trajectory": (test["trajectory"], train["trajectory"]),
+            "likelihood sum": (test["pose"] + test["trajectory"], train["pose"] + train["trajectory"]),
+            "standardised sum": (z("pose", test) + z("trajectory", test), z("pose", train) + z("trajectory", train)),
+        }
+        row = {name: {r["protocol"]: round(100 * r["auc"], 1) for r in dm.evaluate(test["index"], s, train_score=tr)}
+               for name, (s, tr) in scores.items()}
+        row["spread (train std)"] = {"pose": float(train["pose"].std()), "trajectory": float(train["trajectory"].std())}
+        print(f"{ckpt['dataset']['name']} {run}: {json.dumps(row)}")
+
+
+if __name__ == "__main__":
+    main()

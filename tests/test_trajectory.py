@@ -1,0 +1,196 @@
+"""The trajectory component: features, exact log-determinants, the wrapper's contract, runs."""
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vadflow.data.cameras import CAMERA_SLOTS, camera_slot, row_camera_slots
+from vadflow.data.synthetic import GLOBAL_ANOMALY_KINDS, generate_synthetic
+from vadflow.data.windows import normalize_windows, trajectory_features, window_statistics
+from vadflow.methods import METHODS
+from vadflow.methods.trajectory_aware import TrajectoryAware
+from vadflow.nn.trajectory import TrajectoryFlow, trajectory_vector
+
+
+def test_box_features_of_a_hand_made_window():
+    xy = torch.zeros(1, 2, 3, 2)  # (B, T, V, 2), coordinates already divided by the frame size
+    xy[0, 0] = torch.tensor([[0.1, 0.2], [0.3, 0.6], [0.9, 0.9]])
+    xy[0, 1] = torch.tensor([[0.2, 0.2], [0.4, 0.7], [0.0, 0.0]])
+    vis = torch.tensor([[[True, True, False], [True, True, False]]])
+    traj, norm = trajectory_features(xy, vis)
+    # frame 0: joints 0, 1 only (joint 2 undetected): x 0.1..0.3, y 0.2..0.6
+    assert torch.allclose(traj[0, 0], torch.tensor([0.2, 0.4, math.log(0.2), math.log(0.4)]), atol=1e-6)
+    assert torch.allclose(traj[0, 1], torch.tensor([0.3, 0.45, math.log(0.2), math.log(0.5)]), atol=1e-6)
+    mean, std = window_statistics(xy, vis)
+    assert torch.allclose(norm[0], torch.tensor([0.25, 0.425, math.log(std.item())]), atol=1e-6)
+    assert torch.allclose(mean.view(-1), torch.tensor([0.25, 0.425]), atol=1e-6)
+    g = trajectory_vector(traj, norm)
+    assert g.shape == (1, 8)
+    assert torch.allclose(g[0, 4:], traj[0, 1] - traj[0, 0])  # motion = frame-to-frame differences
+
+
+def test_camera_slots_are_stable_and_zero_means_unknown():
+    assert camera_slot("01_0014") == 2 and camera_slot("12_001") == 13
+    assert camera_slot("nocamera") == 0
+    assert 1 <= camera_slot("lobby_003") < CAMERA_SLOTS and camera_slot("lobby_003") == camera_slot("lobby_999")
+    rows = row_camera_slots(["01_001", "03_002"], np.array([1, 0, 1]), np.array([0, 2, 3, 7]))
+    assert rows.tolist() == [4, 4, 2, 4, 4, 4, 4]
+
+
+def test_trajectory_flow_log_determinant_is_exact_float64():
+    torch.manual_seed(0)
+    flow = TrajectoryFlow(seg_len=4, K=3, hidden=16, camera_dim=4).double()
+    batch = {"traj": torch.randn(64, 4, 4, dtype=torch.float64), "norm": torch.randn(64, 3, dtype=torch.float64),
+             "camera": torch.randint(1, 5, (64,))}
+    flow.train()
+    flow.nll(batch)  # ActNorm's data-dependent init, cameras seen
+    for p in flow.parameters():  # move every coupling away from the identity it starts as
+        p.data.add_(0.1 * torch.randn_like(p))
+    flow.eval()
+    g = trajectory_vector(batch["traj"][:1], batch["norm"][:1])[..., None, None]
+    cond = flow.condition(batch["camera"][:1])
+    z, logdet = flow.flow(g, cond)
+    jac = torch.autograd.functional.jacobian(lambda v: flow.flow(v.view(1, -1, 1, 1), cond)[0].flatten(), g.flatten())
+    assert torch.allclose(logdet[0], torch.linalg.slogdet(jac)[1], atol=1e-9)
+    nll = flow.nll({k: v[:1] for k, v in batch.items()})
+    expected = 0.5 * (z.flatten() ** 2).sum() + 0.5 * z.numel() * math.log(2 * math.pi) - logdet[0]
+    assert torch.allclose(nll[0], expected, atol=1e-9)
+
+
+def test_normalisation_volume_factor_matches_a_numerical_jacobian_float64():
+    """u = s x + m with x on {mean 0, std(y) 1}: the (2N - 3)-dim chart plus (m_x, m_y, s) has
+    volume factor N^1.5 s^(2N - 3), the term ``normalisation_jacobian`` adds."""
+    torch.manual_seed(1)
+    T, V = 3, 4
+    n = T * V
+    x = normalize_windows(torch.randn(1, T, V, 2, dtype=torch.float64))[0]  # (2, T, V)
+    xx, xy_ = x[0].flatten(), x[1].flatten()
+    constraints = torch.zeros(3, 2 * n, dtype=torch.float64)
+    constraints[0, :n], constraints[1, n:], constraints[2, n:] = 1.0, 1.0, xy_
+    tangent = torch.linalg.svd(constraints, full_matrices=True)[2][3:].T  # (2N, 2N - 3) orthonormal
+
+    def to_window(params):  # (m_x, m_y, s, chart coordinates) -> u
+        mx, my, s, a = params[0], params[1], params[2], params[3:]
+        moved = torch.cat([xx, xy_]) + tangent @ a
+        w = normalize_windows(moved.view(2, T, V).permute(1, 2, 0)[None])[0]  # back onto the set
+        return torch.cat([s * w[0].flatten() + mx, s * w[1].flatten() + my])
+
+    for s in (0.05, 0.3, 2.0):
+        params = torch.cat([torch.tensor([0.4, 0.6, s], dtype=torch.float64), torch.zeros(2 * n - 3, dtype=torch.float64)])
+        jac = torch.autograd.functional.jacobian(to_window, params)
+        log_volume = 0.5 * torch.linalg.slogdet(jac.T @ jac)[1]
+        assert log_volume.item() == pytest.approx((2 * n - 3) * math.log(s) + 1.5 * math.log(n), abs=1e-8)
+
+
+def _batch(b=8, T=24, V=18):
+    torch.manual_seed(0)
+    xy = torch.rand(b, T, V, 2) * 0.2 + 0.4
+    vis = torch.rand(b, T, V) > 0.2
+    traj, norm = trajectory_features(xy, vis)
+    return {"x": normalize_windows(xy, vis), "vis": vis, "traj": traj, "norm": norm, "camera": torch.randint(1, 4, (b,)),
+            "index": torch.arange(b)}
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_with_the_trajectory_component_trains_and_scores(name):
+    pose = METHODS[name](seg_len=24)
+    model = TrajectoryAware(pose, TrajectoryFlow(seg_len=24))
+    batch = _batch()
+    if name in ("stgnf", "daflow", "dsnf"):  # NLL-in-bits methods also take the joint likelihood
+        assert TrajectoryAware(pose, TrajectoryFlow(seg_len=24), combine="likelihood").combine == "likelihood"
+    model.train()
+    out = model.loss(batch)
+    assert torch.isfinite(out["loss"]) and "trajectory_nll" in out
+    out["loss"].backward()
+    for pname, p in model.trajectory.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.trajectory.parameters())
+    model.eval()
+    if model.combine == "standardised":
+        with pytest.raises(RuntimeError, match="fit_statistics"):
+            model.score(batch)
+        model.fit_statistics([batch])
+    with torch.no_grad():
+        score, parts = model.score(batch), model.score_parts(batch)
+    assert score.shape == (8,) and score.dtype == torch.float32 and torch.isfinite(score).all()
+    assert torch.allclose(score, parts["pose"] + parts["trajectory"])
+    assert model.combine == "standardised"
+
+
+def test_likelihood_score_is_pose_nll_plus_trajectory_nll_per_pose_dim():
+    pose, flow = METHODS["stgnf"](seg_len=24), TrajectoryFlow(seg_len=24)
+    model = TrajectoryAware(pose, flow, combine="likelihood").eval()
+    jac_model = TrajectoryAware(pose, flow, combine="likelihood", normalisation_jacobian=True).eval()
+    batch = _batch()
+    with torch.no_grad():
+        d = batch["x"][0].numel()
+        expected = pose.score(batch) + flow.nll(batch) / (math.log(2) * d)
+        assert torch.allclose(model.score(batch), expected, atol=1e-5)
+        n = batch["vis"].flatten(1).sum(1).float() if pose.score_visible_only else torch.full((8,), 24.0 * 18)
+        extra = (2 * n - 3) * batch["norm"][:, 2] / (math.log(2) * d)
+        assert torch.allclose(jac_model.score(batch), expected + extra, atol=1e-5)
+
+
+def test_impossible_combinations_are_build_time_errors():
+    with pytest.raises(ValueError, match="not an NLL"):
+        TrajectoryAware(METHODS["gmfcvae"](seg_len=24), TrajectoryFlow(seg_len=24), combine="likelihood")
+    with pytest.raises(ValueError, match="needs combine=likelihood"):
+        TrajectoryAware(METHODS["stgnf"](seg_len=24), TrajectoryFlow(seg_len=24), normalisation_jacobian=True)
+    with pytest.raises(ValueError, match="combine must be"):
+        TrajectoryAware(METHODS["stgnf"](seg_len=24), TrajectoryFlow(seg_len=24), combine="auto")
+    with pytest.raises(ValueError, match="window lengths differ"):
+        TrajectoryAware(METHODS["stgnf"](seg_len=24), TrajectoryFlow(seg_len=16))
+    with pytest.raises(ValueError, match="traj / norm / camera"):
+        TrajectoryFlow(seg_len=24).nll({"x": torch.zeros(1, 2, 24, 18)})
+
+
+def test_unseen_cameras_are_scored_as_unknown():
+    flow = TrajectoryFlow(seg_len=24).train()
+    flow.condition(torch.tensor([2, 3]))
+    flow.eval()
+    emb = flow.camera.weight
+    assert torch.equal(flow.condition(torch.tensor([2, 7])), torch.stack([emb[2], emb[0]]))
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning", "ignore:Mean of empty slice:RuntimeWarning")
+def test_global_anomalies_change_position_size_or_speed_only():
+    def height_speed_y(kinds):
+        _, test = generate_synthetic(seed=4, n_train_clips=0, n_test_clips=6, anomaly_kinds=kinds)
+        stats = {}
+        for t in test.tracks:
+            mask = test.masks[t.clip][t.frames] > 0
+            if mask.sum() < 10 or (~mask).sum() < 10:
+                continue
+            kp = np.where(t.kp[..., 2:] > 0, t.kp[..., :2], np.nan)
+            h = np.nanmax(kp[..., 1], 1) - np.nanmin(kp[..., 1], 1)
+            cx, cy = np.nanmean(kp[..., 0], 1), np.nanmean(kp[..., 1], 1)
+            v = np.abs(np.diff(cx)) / h[1:]
+            ratio = lambda a: np.nanmedian(a[mask[: len(a)]]) / np.nanmedian(a[~mask[: len(a)]])  # noqa: E731
+            stats = {"height": ratio(h), "speed": ratio(v), "y": ratio(cy)}
+            break
+        return stats
+
+    assert set(GLOBAL_ANOMALY_KINDS) == {"close", "dash", "offpath"}
+    assert height_speed_y(("close",))["height"] > 1.5
+    assert height_speed_y(("dash",))["speed"] > 1.8
+    assert height_speed_y(("offpath",))["y"] < 0.85  # higher in the image = smaller y
+
+
+def test_trained_trajectory_checkpoint_evaluates_identically(tmp_path):
+    common = ["logger=none", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", "threads=1", f"paths.cache_dir={tmp_path / 'c'}"]
+    small = ["+dataset.synthetic.n_train_clips=4", "+dataset.synthetic.n_test_clips=3", "+dataset.synthetic.clip_len=200"]
+    train = subprocess.run([sys.executable, "-m", "vadflow.train", "trajectory=flow", "calibrate=false", f"hydra.run.dir={tmp_path / 'r'}", *common, *small],
+                           capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr[-2000:]
+    ev = subprocess.run([sys.executable, "-m", "vadflow.evaluate", f"ckpt_path={tmp_path / 'r' / 'model.ckpt'}", f"hydra.run.dir={tmp_path / 'e'}",
+                         "threads=1", f"paths.cache_dir={tmp_path / 'c'}", "+trainer.enable_progress_bar=false"], capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    import json
+
+    a = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert a["trajectory"] is True
+    assert {p: r["auc"] for p, r in a["protocols"].items()} == {p: r["auc"] for p, r in b["protocols"].items()}

@@ -1,0 +1,125 @@
+"""Any method plus the trajectory component (``trajectory=flow``): pose and where/how big/how fast.
+
+``TrajectoryAware(pose, trajectory)`` trains both parts together (the trajectory flow's NLL is
+added to the pose method's loss; their parameters are disjoint, so each learns its own density)
+and scores a window by both. Which score, exactly (``combine``):
+
+* ``standardised`` (the default, for every method): each part minus its mean over the training
+  windows, divided by its std there, summed: ``score = (pose - mu_p) / sd_p + (traj - mu_t) / sd_t``,
+  where ``pose`` is the method's own score and ``traj`` the trajectory flow's exact NLL. The
+  statistics are fitted after training (``fit_statistics``), from training windows only. Why not
+  the joint likelihood below: a pose window has 2 T V = 864 dimensions, its NLL's spread over
+  windows is 4-16x that of the trajectory's (STG-NF, synthetic data), so in the sum the
+  trajectory barely counts; on the synthetic data (3 seeds, ``experiments/logs/trajectory_synthetic.log``)
+  the standardised sum scores 1-8 AUC points above the likelihood sum, with or without global
+  anomalies.
+* ``likelihood`` (methods whose score is an NLL in bits per pose dimension: STG-NF, DA-Flow,
+  DSNF): ``score = pose NLL + trajectory NLL / (D ln 2)``, D = 2 T V, i.e. the joint NLL of the
+  pair (normalised pose x, trajectory vector g) under the product density
+  ``p_pose(x) p_traj(g | camera)``, in bits per pose dimension. With ``normalisation_jacobian``
+  the change of variables of the normalisation is added: the window in frame units is
+  ``u = s x + m`` (m = mean, s = std(y), over the N detected (frame, joint) locations), and x
+  lies on the set {mean 0, std(y) 1}, of dimension 2N - 3; then
+  ``-log p(u) = -log p(x) - log p(m, s) + (2N - 3) log s + const``
+  (``docs/trajectory.md`` derives it). g holds (m, log s) and also the box motion, which x sees
+  too, so the product is a density of (x, g), not of u; the docs say so.
+  GMFC-VAE's energy and MSG-Flow's standardised components are not NLLs in bits, so
+  ``likelihood`` is a build-time error for them.
+
+``score_parts(batch)`` returns both parts on the score's own scale: which one drove an alarm.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vadflow.nn.trajectory import TrajectoryFlow, bits_per_pose_dim
+
+COMBINE_RULES = ("standardised", "likelihood")
+
+
+class TrajectoryAware(nn.Module):
+    def __init__(self, pose: nn.Module, trajectory: TrajectoryFlow, combine: str = "standardised", normalisation_jacobian: bool = False,
+                 seg_len: int | None = None):
+        super().__init__()
+        if combine not in COMBINE_RULES:
+            raise ValueError(f"trajectory combine must be one of {COMBINE_RULES}, got {combine!r}")
+        if combine == "likelihood" and getattr(pose, "score_unit", None) != "bits/dim":
+            raise ValueError(f"{type(pose).__name__}'s score is not an NLL in bits per dimension: "
+                             "combine=likelihood needs one (use combine=standardised)")
+        if normalisation_jacobian and combine != "likelihood":
+            raise ValueError("normalisation_jacobian is a term of the likelihood: it needs combine=likelihood")
+        pose_len = int(getattr(pose, "seg_len", seg_len or trajectory.seg_len))
+        if {pose_len, trajectory.seg_len, int(seg_len or pose_len)} != {pose_len}:
+            raise ValueError(f"window lengths differ: pose model {pose_len}, trajectory {trajectory.seg_len}, config {seg_len}")
+        self.pose, self.trajectory = pose, trajectory
+        self.combine, self.normalisation_jacobian = combine, bool(normalisation_jacobian)
+        # standardised: mean / std of (pose score, trajectory NLL) over training windows
+        self.register_buffer("part_mean", torch.zeros(2))
+        self.register_buffer("part_std", torch.ones(2))
+        self.register_buffer("parts_fitted", torch.tensor(0, dtype=torch.uint8))
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in ("pose", "trajectory"):
+                raise
+            return getattr(super().__getattr__("pose"), name)  # seg_len, objective, score_map, ...
+
+    # -- training -----------------------------------------------------------------------
+    def trajectory_bits(self, batch: dict) -> torch.Tensor:
+        return bits_per_pose_dim(self.trajectory.nll(batch), batch["x"][0].numel())
+
+    def loss(self, batch: dict) -> dict:
+        out = self.pose.loss(batch)
+        traj = self.trajectory_bits(batch)
+        out["loss"] = out["loss"] + traj.mean()
+        out["trajectory_nll"] = traj.detach().mean()
+        return out
+
+    # -- scoring ------------------------------------------------------------------------
+    def jacobian_bits(self, batch: dict) -> torch.Tensor:
+        """(2N - 3) log s in bits per pose dimension (N detected locations of the window)."""
+        n = batch["vis"].flatten(1).sum(1).float() if getattr(self.pose, "score_visible_only", False) else torch.full(
+            (batch["x"].shape[0],), float(batch["x"][0, 0].numel()), device=batch["x"].device)
+        return bits_per_pose_dim((2 * n - 3).clamp_min(0) * batch["norm"][:, 2].float(), batch["x"][0].numel())
+
+    def score_parts(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The score's two parts, (B,) each, on its own scale: ``score = pose + trajectory``."""
+        pose = self.pose.score(batch).float()
+        traj = self.trajectory_bits(batch)
+        if self.combine == "standardised":
+            if not bool(self.parts_fitted):
+                raise RuntimeError("combine=standardised needs fit_statistics(training windows) first")
+            pose = (pose - self.part_mean[0]) / self.part_std[0]
+            traj = (traj - self.part_mean[1]) / self.part_std[1]
+        elif self.normalisation_jacobian:
+            traj = traj + self.jacobian_bits(batch)
+        return {"pose": pose, "trajectory": traj}
+
+    def score(self, batch: dict) -> torch.Tensor:
+        parts = self.score_parts(batch)
+        return parts["pose"] + parts["trajectory"]
+
+    @torch.no_grad()
+    def fit_statistics(self, loader) -> None:
+        """The pose method's own statistics first (if it has any), then, for ``standardised``, the
+        mean and std of both parts over the training windows (eval mode, fp32)."""
+        if hasattr(self.pose, "fit_statistics"):
+            self.pose.fit_statistics(loader)
+        if self.combine != "standardised":
+            return
+        was_training = self.training
+        self.eval()
+        device = self.part_mean.device
+        parts = []
+        with torch.autocast(device_type=device.type, enabled=False):
+            for batch in loader:
+                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                parts.append(torch.stack([self.pose.score(batch).float(), self.trajectory_bits(batch)], 1).double())
+        values = torch.cat(parts)
+        self.part_mean.copy_(values.mean(0).float())
+        self.part_std.copy_(values.std(0, unbiased=False).clamp_min(1e-6).float())
+        self.parts_fitted.fill_(1)
+        self.train(was_training)
