@@ -194,3 +194,24 @@ def test_trained_trajectory_checkpoint_evaluates_identically(tmp_path):
     b = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert a["trajectory"] is True
     assert {p: r["auc"] for p, r in a["protocols"].items()} == {p: r["auc"] for p, r in b["protocols"].items()}
+
+
+def test_nothing_learned_baselines_on_hand_made_windows():
+    from vadflow.methods.baselines import BodyHeight, CentreSpeed
+
+    T, V = 5, 18
+    base = torch.rand(V, 2) * 0.1
+    xy = torch.stack([base + torch.tensor([0.02 * t, 0.0]) for t in range(T)])[None]  # moves right 0.02 per frame
+    xy = torch.cat([xy, xy * torch.tensor([1.0, 2.0])])  # second window: twice as tall, same motion
+    vis = torch.ones(2, T, V, dtype=torch.bool)
+    traj, norm = trajectory_features(xy, vis)
+    batch = {"x": normalize_windows(xy, vis), "vis": vis, "traj": traj, "norm": norm}
+    height = BodyHeight(seg_len=T).score(batch)
+    extent = base[:, 1].max() - base[:, 1].min()
+    assert torch.allclose(height, torch.stack([extent, 2 * extent]), atol=1e-6)
+    speed = CentreSpeed(seg_len=T).score(batch)  # body sizes per frame: the taller person moves fewer of them
+    std_y = window_statistics(xy, vis)[1]
+    assert torch.allclose(speed, 0.02 / std_y, atol=1e-5)
+    assert sum(p.numel() for p in BodyHeight().parameters()) == 0
+    with pytest.raises(ValueError, match="trajectory"):
+        BodyHeight().score({"x": batch["x"], "vis": vis})

@@ -166,7 +166,7 @@ def score_windows(method, split: PreparedSplit, seg_len: int, frame_size, stride
     starts, last = scoring_windows(split.frames, split.track_ptr, seg_len, stride, max_missing,
                                    short_tracks=short_tracks, short_min_len=short_min_len)
     builder = WindowBuilder(split.kp, split.vis, seg_len, frame_size, use_visibility, pad_mode=short_tracks if short_tracks != "skip" else "reflect")
-    if hasattr(method, "trajectory"):  # trajectory-aware: batches carry the box trajectory and camera
+    if hasattr(method, "trajectory") or getattr(method, "needs_trajectory", False):  # batches carry the box trajectory and camera
         builder.row_camera = torch.from_numpy(row_camera_slots(split.clips, split.track_clip, split.track_ptr))
     scores = np.empty(len(starts))
     was_training = method.training

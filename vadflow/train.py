@@ -55,7 +55,7 @@ def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: d
         "short_tracks": dataset_cfg.get("short_tracks", "skip"),
         "protocols": {r["protocol"]: r for r in results},
         "prepare": evaluation.get("prepare", {}),
-        "trajectory": cfg_method["model"].get("_target_") == TRAJECTORY_TARGET,
+        "trajectory": cfg_method["model"].get("_target_") == TRAJECTORY_TARGET,  # the trajectory component
         "git_commit": git_commit(),
     }
     record.update(extra)
@@ -134,13 +134,14 @@ def method_config(cfg: DictConfig) -> dict:
 
 
 def uses_trajectory(method_cfg: dict) -> bool:
-    return method_cfg["model"].get("_target_") == TRAJECTORY_TARGET
+    """The method's batches must carry the box trajectory (trajectory-aware, or a baseline on it)."""
+    return method_cfg["model"].get("_target_") == TRAJECTORY_TARGET or bool(method_cfg.get("trajectory_features"))
 
 
 def build_method(method_cfg: dict, objective):
     """The method with the training objective (the pose model's, when wrapped)."""
     model_cfg = method_cfg["model"]
-    if not uses_trajectory(method_cfg):
+    if model_cfg.get("_target_") != TRAJECTORY_TARGET:
         return hydra.utils.instantiate(model_cfg, objective=objective)
     pose = hydra.utils.instantiate(model_cfg["pose"], objective=objective)
     return hydra.utils.instantiate({**model_cfg, "pose": None}, pose=pose)
