@@ -49,7 +49,7 @@ from torch import nn
 
 from vadflow.losses import MeanNLL
 from vadflow.nn.conditional import CondSTGCNBlock
-from vadflow.nn.flow import Flow, FlowStep, nll_bits_per_dim
+from vadflow.nn.flow import Flow, FlowStep, nll_bits_per_dim, training_mean_std
 from vadflow.nn.graph import uniform_adjacency
 from vadflow.nn.vq import VectorQuantizer
 
@@ -279,16 +279,7 @@ class MSGFlow(nn.Module):
     @torch.no_grad()
     def fit_statistics(self, loader) -> None:
         """Mean and std of token NLL and flow NLL over the training windows (fp32, eval mode)."""
-        was_training = self.training
-        self.eval()
-        device = self.stat_mean.device
-        parts = []
-        with torch.autocast(device_type=device.type, enabled=False):
-            for batch in loader:
-                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                parts.append(torch.stack(self.components(batch), 1).double())
-        values = torch.cat(parts)
-        self.stat_mean.copy_(values.mean(0).float())
-        self.stat_std.copy_(values.std(0, unbiased=False).clamp_min(1e-6).float())
+        mean, std = training_mean_std(self, loader, lambda b: torch.stack(self.components(b), 1), self.stat_mean.device)
+        self.stat_mean.copy_(mean)
+        self.stat_std.copy_(std)
         self.stats_fitted.fill_(1)
-        self.train(was_training)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vadflow.nn.flow import training_mean_std
 from vadflow.nn.trajectory import TrajectoryFlow, bits_per_pose_dim
 
 COMBINE_RULES = ("standardised", "likelihood")
@@ -110,16 +111,8 @@ class TrajectoryAware(nn.Module):
             self.pose.fit_statistics(loader)
         if self.combine != "standardised":
             return
-        was_training = self.training
-        self.eval()
-        device = self.part_mean.device
-        parts = []
-        with torch.autocast(device_type=device.type, enabled=False):
-            for batch in loader:
-                batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                parts.append(torch.stack([self.pose.score(batch).float(), self.trajectory_bits(batch)], 1).double())
-        values = torch.cat(parts)
-        self.part_mean.copy_(values.mean(0).float())
-        self.part_std.copy_(values.std(0, unbiased=False).clamp_min(1e-6).float())
+        columns = lambda b: torch.stack([self.pose.score(b).float(), self.trajectory_bits(b)], 1)  # noqa: E731
+        mean, std = training_mean_std(self, loader, columns, self.part_mean.device)
+        self.part_mean.copy_(mean)
+        self.part_std.copy_(std)
         self.parts_fitted.fill_(1)
-        self.train(was_training)

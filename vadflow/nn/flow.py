@@ -180,3 +180,20 @@ def nll_bits_per_dim(z: torch.Tensor, logdet: torch.Tensor, prior_mean: float) -
     n_dims = z[0].numel()
     z, logdet = z.float(), logdet.float()  # sums over ~900 dims: never in bf16
     return -(gaussian_log_prob(z, prior_mean) + logdet) / (math.log(2.0) * n_dims)
+
+
+@torch.no_grad()
+def training_mean_std(model: nn.Module, loader, columns, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (population) std over a loader's windows of ``columns(batch) -> (B, K)``, computed
+    in eval mode without autocast, in float64; returned as float32 (K,) each, std at least 1e-6.
+    For score standardisation fitted on training windows after training."""
+    was_training = model.training
+    model.eval()
+    values = []
+    with torch.autocast(device_type=device.type, enabled=False):
+        for batch in loader:
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            values.append(columns(batch).double())
+    model.train(was_training)
+    values = torch.cat(values)
+    return values.mean(0).float(), values.std(0, unbiased=False).clamp_min(1e-6).float()
