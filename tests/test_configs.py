@@ -38,15 +38,17 @@ def test_train_config_composes(dataset, method, loss, tmp_path):
 @pytest.mark.parametrize("method", [m for m in METHODS if not m.endswith("_baseline")])
 def test_every_method_composes_with_the_trajectory_component(method, tmp_path):
     from vadflow.methods.trajectory_aware import TrajectoryAware
-    from vadflow.train import build_method, method_config, uses_trajectory
+    from vadflow.methods import needs_trajectory
+    from vadflow.train import TRAJECTORY_TARGET, build_method, method_config
 
     cfg = compose("train", [f"method={method}", "trajectory=flow", f"paths.output_dir={tmp_path}"])
     method_cfg = method_config(cfg)
-    assert uses_trajectory(method_cfg) and method_cfg["model"]["pose"]["_target_"] == cfg.method.model._target_
+    assert method_cfg["model"]["_target_"] == TRAJECTORY_TARGET and method_cfg["model"]["pose"]["_target_"] == cfg.method.model._target_
     model = build_method(method_cfg, hydra.utils.instantiate(cfg.loss))
-    assert isinstance(model, TrajectoryAware) and model.combine == "standardised"
+    assert isinstance(model, TrajectoryAware) and model.combine == "standardised" and needs_trajectory(model)
     assert type(model.objective).__name__ == cfg.loss._target_.rsplit(".", 1)[1]  # the loss reaches the pose model
-    assert not uses_trajectory(method_config(compose("train", [f"method={method}", f"paths.output_dir={tmp_path}"])))
+    plain_cfg = compose("train", [f"method={method}", f"paths.output_dir={tmp_path}"])
+    assert not needs_trajectory(build_method(method_config(plain_cfg), hydra.utils.instantiate(plain_cfg.loss)))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -21,7 +21,8 @@ from vadflow.config import CONF_DIR, datamodule_kwargs, set_threads, to_plain
 from vadflow.data.datamodule import PoseDataModule
 from vadflow.data.types import DataError
 from vadflow.module import AnomalyModule, count_trainable, load_evaluation
-from vadflow.train import metrics_record, report, uses_trajectory
+from vadflow.methods import needs_trajectory
+from vadflow.train import metrics_record, report
 
 log = logging.getLogger("vadflow.evaluate")
 
@@ -42,7 +43,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     if int(dataset_cfg["seg_len"]) != seg_len:
         log.warning("window length set to the checkpoint's T=%d (dataset config says %s)", seg_len, dataset_cfg["seg_len"])
         dataset_cfg["seg_len"] = seg_len
-    dm = PoseDataModule(**datamodule_kwargs(dataset_cfg, to_plain(cfg.paths)), trajectory_features=uses_trajectory(method_cfg))
+    dm = PoseDataModule(**datamodule_kwargs(dataset_cfg, to_plain(cfg.paths)), trajectory_features=needs_trajectory(method))
     out_dir = Path(cfg.paths.output_dir)
     module = AnomalyModule(method, results_dir=str(out_dir))
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(cfg.paths.output_dir))

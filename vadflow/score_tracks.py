@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vadflow.data.cameras import row_camera_slots
 from vadflow.data.prepare_arrays import PreparedSplit, prepare_split, track_of_rows
 from vadflow.data.readers import SkipLog, parse_alphapose_json, parse_mask, parse_mpedrnn_csvs
 from vadflow.data.types import DataError, RawSplit, Track
-from vadflow.data.cameras import row_camera_slots
 from vadflow.data.windows import WindowBuilder, scoring_windows
+from vadflow.methods import needs_trajectory
 from vadflow.scoring import STGNF_SIGMAS, cover_max_over_tracks, roc_auc, smooth
 
 log = logging.getLogger("vadflow.score")
@@ -166,7 +167,7 @@ def score_windows(method, split: PreparedSplit, seg_len: int, frame_size, stride
     starts, last = scoring_windows(split.frames, split.track_ptr, seg_len, stride, max_missing,
                                    short_tracks=short_tracks, short_min_len=short_min_len)
     builder = WindowBuilder(split.kp, split.vis, seg_len, frame_size, use_visibility, pad_mode=short_tracks if short_tracks != "skip" else "reflect")
-    if hasattr(method, "trajectory") or getattr(method, "needs_trajectory", False):  # batches carry the box trajectory and camera
+    if needs_trajectory(method):  # batches carry the box trajectory and camera
         builder.row_camera = torch.from_numpy(row_camera_slots(split.clips, split.track_clip, split.track_ptr))
     scores = np.empty(len(starts))
     was_training = method.training

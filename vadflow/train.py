@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from vadflow.checkpoint import save_checkpoint
 from vadflow.config import CONF_DIR, datamodule_kwargs, git_commit, set_threads, to_plain
 from vadflow.data.datamodule import PoseDataModule
+from vadflow.methods import needs_trajectory
 from vadflow.module import AnomalyModule, count_trainable, load_evaluation
 from vadflow.scoring import format_result
 
@@ -104,14 +105,14 @@ def run_training(cfg: DictConfig) -> dict:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out_dir = Path(cfg.paths.output_dir)
     method_cfg = method_config(cfg)
-    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)),
-                        trajectory_features=uses_trajectory(method_cfg))
     method = build_method(method_cfg, hydra.utils.instantiate(cfg.loss))
+    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)),
+                        trajectory_features=needs_trajectory(method))
     module = AnomalyModule(method, to_plain(cfg.method.optim), results_dir=str(out_dir))
     loggers = build_loggers(cfg)
     failed = True
     try:
-        record = _fit_and_test(cfg, dm, method, module, loggers, out_dir, threads)
+        record = _fit_and_test(cfg, method_cfg, dm, method, module, loggers, out_dir, threads)
         failed = False
         return record
     finally:
@@ -131,11 +132,6 @@ def method_config(cfg: DictConfig) -> dict:
         method_cfg["model"] = {"_target_": TRAJECTORY_TARGET, "pose": method_cfg["model"], "trajectory": traj,
                                "combine": combine, "normalisation_jacobian": jacobian, "seg_len": method_cfg["model"]["seg_len"]}
     return method_cfg
-
-
-def uses_trajectory(method_cfg: dict) -> bool:
-    """The method's batches must carry the box trajectory (trajectory-aware, or a baseline on it)."""
-    return method_cfg["model"].get("_target_") == TRAJECTORY_TARGET or bool(method_cfg.get("trajectory_features"))
 
 
 def build_method(method_cfg: dict, objective):
@@ -171,7 +167,7 @@ def calibrate(method, dm: PoseDataModule, cfg: DictConfig) -> dict:
     return cal
 
 
-def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int) -> dict:
+def _fit_and_test(cfg, method_cfg: dict, dm, method, module, loggers, out_dir: Path, threads: int) -> dict:
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir))
     t0 = time.perf_counter()
     if int(cfg.trainer.max_epochs) > 0 and count_trainable(method) > 0:
@@ -186,7 +182,7 @@ def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int)
     if not trainer.is_global_zero:  # strategy "ddp" re-runs this script on every rank
         return {}
     record = metrics_record(
-        method_config(cfg), to_plain(cfg.dataset), int(cfg.seed), load_evaluation(out_dir),
+        method_cfg, to_plain(cfg.dataset), int(cfg.seed), load_evaluation(out_dir),
         loss=type(method.objective).__name__ if hasattr(method, "objective") else None,
         n_params=count_trainable(method), train_seconds=train_seconds, eval_seconds=eval_seconds,
         epochs=int(trainer.current_epoch), threads=threads, world_size=trainer.world_size, precision=str(trainer.precision),
@@ -196,7 +192,7 @@ def _fit_and_test(cfg, dm, method, module, loggers, out_dir: Path, threads: int)
         record["val_loss"] = float(trainer.callback_metrics["val/loss"])
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
     calibration = calibrate(method, dm, cfg) if cfg.get("calibrate", True) else None
-    save_checkpoint(out_dir / "model.ckpt", method, method_config(cfg), to_plain(cfg.dataset), record, calibration)
+    save_checkpoint(out_dir / "model.ckpt", method, method_cfg, to_plain(cfg.dataset), record, calibration)
     log_to_wandb(loggers, cfg, record, out_dir, dm)
     report(record, f" | {cfg.method.name} seed {cfg.seed}")
     print(f"run directory: {out_dir}")

@@ -18,10 +18,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from vadflow import scoring
 from vadflow.data.cache import load_prepared
+from vadflow.data.cameras import row_camera_slots
 from vadflow.data.prepare_arrays import PreparedSplit, track_of_rows
 from vadflow.data.robustness import add_keypoint_noise, contaminate
 from vadflow.data.types import DataError
-from vadflow.data.cameras import row_camera_slots
 from vadflow.data.windows import WindowBuilder, scoring_windows, window_starts
 
 log = logging.getLogger(__name__)

@@ -16,4 +16,10 @@ from vadflow.methods.stgnf import STGNF
 METHODS = {"stgnf": STGNF, "daflow": DAFlow, "dsnf": DSNF, "gmfcvae": GMFCVAE, "msgflow": MSGFlow}
 BASELINES = {"height_baseline": BodyHeight, "speed_baseline": CentreSpeed}  # nothing learned
 
-__all__ = ["BASELINES", "METHODS", "BodyHeight", "CentreSpeed", "DAFlow", "DSNF", "GMFCVAE", "MSGFlow", "STGNF"]
+
+def needs_trajectory(method) -> bool:
+    """Whether a method's batches must carry the box trajectory and camera (``traj``, ``norm``,
+    ``camera``): it says so itself (the trajectory-aware wrapper, the body-height baseline)."""
+    return bool(getattr(method, "needs_trajectory", False))
+
+__all__ = ["BASELINES", "METHODS", "needs_trajectory", "BodyHeight", "CentreSpeed", "DAFlow", "DSNF", "GMFCVAE", "MSGFlow", "STGNF"]

@@ -14,15 +14,19 @@ import torch
 from torch import nn
 
 
-class BodyHeight(nn.Module):
-    needs_trajectory = True  # scores from the batch's box trajectory
+class NothingLearned(nn.Module):
+    """A score with no parameter: constructed like a method (``seg_len``, ``objective``), never trained."""
 
     def __init__(self, seg_len: int = 24, objective: nn.Module | None = None):
         super().__init__()
         self.seg_len = int(seg_len)
 
     def loss(self, batch: dict) -> dict:
-        raise RuntimeError("BodyHeight is not trained (epochs: 0)")
+        raise RuntimeError(f"{type(self).__name__} is not trained (epochs: 0)")
+
+
+class BodyHeight(NothingLearned):
+    needs_trajectory = True  # scores from the batch's box trajectory
 
     def score(self, batch: dict) -> torch.Tensor:
         if "traj" not in batch:
@@ -30,16 +34,7 @@ class BodyHeight(nn.Module):
         return batch["traj"][..., 3].float().exp().median(dim=1).values
 
 
-class CentreSpeed(nn.Module):
-    needs_trajectory = False
-
-    def __init__(self, seg_len: int = 24, objective: nn.Module | None = None):
-        super().__init__()
-        self.seg_len = int(seg_len)
-
-    def loss(self, batch: dict) -> dict:
-        raise RuntimeError("CentreSpeed is not trained (epochs: 0)")
-
+class CentreSpeed(NothingLearned):
     def score(self, batch: dict) -> torch.Tensor:
         x, vis = batch["x"].float(), batch["vis"].float()  # (B, 2, T, V), (B, T, V)
         n = vis.sum(-1)  # detected joints per frame

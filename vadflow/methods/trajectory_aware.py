@@ -40,6 +40,8 @@ COMBINE_RULES = ("standardised", "likelihood")
 
 
 class TrajectoryAware(nn.Module):
+    needs_trajectory = True  # batches carry traj / norm / camera
+
     def __init__(self, pose: nn.Module, trajectory: TrajectoryFlow, combine: str = "standardised", normalisation_jacobian: bool = False,
                  seg_len: int | None = None):
         super().__init__()
