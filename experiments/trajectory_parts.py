@@ -1,5 +1,5 @@
-"""AUC of each part of a trajectory-aware run's score (pose, trajectory) and of the two ways to
-join them (likelihood sum, standardised sum), from the run's checkpoint.
+"""AUC of each part of a trajectory-aware run's score (pose, trajectory) and of the ways to join
+them (likelihood sum, standardised sum, standardised max), from the run's checkpoint.
 
     python experiments/trajectory_parts.py RUN_DIR [RUN_DIR ...] [--data-root D] [--cache-dir C]
 
@@ -54,6 +54,7 @@ def main(argv=None) -> None:
             "trajectory": (test["trajectory"], train["trajectory"]),
             "likelihood sum": (test["pose"] + test["trajectory"], train["pose"] + train["trajectory"]),
             "standardised sum": (z("pose", test) + z("trajectory", test), z("pose", train) + z("trajectory", train)),
+            "standardised max": (np.maximum(z("pose", test), z("trajectory", test)), np.maximum(z("pose", train), z("trajectory", train))),
         }
         row = {name: {r["protocol"]: round(100 * r["auc"], 1) for r in dm.evaluate(test["index"], s, train_score=tr)}
                for name, (s, tr) in scores.items()}

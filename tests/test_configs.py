@@ -5,6 +5,7 @@ import hydra
 import pytest
 
 from vadflow.config import CONF_DIR
+from vadflow.config_check import check_config
 
 from .conftest import compose
 
@@ -29,6 +30,7 @@ def test_groups_are_not_empty():
 def test_train_config_composes(dataset, method, loss, tmp_path):
     cfg = compose("train", [f"dataset={dataset}", f"method={method}", f"loss={loss}", f"paths.output_dir={tmp_path}"])
     assert cfg.dataset.name == VARIANT_OF.get(dataset, dataset) and cfg.method.name == method
+    check_config(cfg)  # every key of every shipped config is read by something
     model = hydra.utils.instantiate(cfg.method.model, objective=hydra.utils.instantiate(cfg.loss))
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params == 0 if method.endswith("_baseline") else n_params > 0  # baselines learn nothing
@@ -45,7 +47,7 @@ def test_every_method_composes_with_the_trajectory_component(method, tmp_path):
     method_cfg = method_config(cfg)
     assert method_cfg["model"]["_target_"] == TRAJECTORY_TARGET and method_cfg["model"]["pose"]["_target_"] == cfg.method.model._target_
     model = build_method(method_cfg, hydra.utils.instantiate(cfg.loss))
-    assert isinstance(model, TrajectoryAware) and model.combine == "standardised" and needs_trajectory(model)
+    assert isinstance(model, TrajectoryAware) and model.combine == "max" and needs_trajectory(model)
     assert type(model.objective).__name__ == cfg.loss._target_.rsplit(".", 1)[1]  # the loss reaches the pose model
     plain_cfg = compose("train", [f"method={method}", f"paths.output_dir={tmp_path}"])
     assert not needs_trajectory(build_method(method_config(plain_cfg), hydra.utils.instantiate(plain_cfg.loss)))

@@ -13,7 +13,7 @@ from vadflow.data.types import DataError, RawSplit, Track
 from vadflow.score_tracks import (
     PRETRAINED_DIR, ClipScores, calibration_from_scores, find_clips, frame_results, main, score_windows, threshold_for_far, top_segments,
 )
-from vadflow.scoring import cover_frame_scores, cover_max_over_tracks
+from vadflow.scoring import cover_frame_scores, cover_max_over_tracks, driver_means
 from vadflow.train import run_training
 
 from .conftest import compose
@@ -81,6 +81,47 @@ def test_cover_max_over_tracks_by_hand():
     np.testing.assert_array_equal(score, expect)
     np.testing.assert_array_equal(driver, [0, 0, 0, 0, 0, 0, 1, -1])
     np.testing.assert_array_equal(n_tracks, [1, 1, 1, 1, 2, 2, 1, 0])
+
+
+def test_parts_of_the_driving_track_by_hand():
+    first, span, track = np.array([0, 2, 4]), np.array([4, 4, 3]), np.array([0, 0, 1])
+    pose, traj = np.array([0.5, 2.0, 1.0]), np.array([0.5, 1.0, 1.5])  # window scores 1, 3, 2.5 as above
+    score, driver, _ = cover_max_over_tracks(8, first, span, track, pose + traj)
+    got_pose, got_traj = (driver_means(8, first, span, track, v, driver) for v in (pose, traj))
+    # frames 2-3: track 0's two windows, pose (0.5 + 2) / 2; frame 6: track 1 alone; frame 7: nobody
+    np.testing.assert_allclose(got_pose[:7], [0.5, 0.5, 1.25, 1.25, 2.0, 2.0, 1.0])
+    np.testing.assert_allclose(got_traj[:7], [0.5, 0.5, 0.75, 0.75, 1.0, 1.0, 1.5])
+    assert np.isnan(got_pose[7]) and np.isnan(got_traj[7])
+    np.testing.assert_allclose((got_pose + got_traj)[:7], score[:7])  # the parts of a frame sum to its score
+
+
+@pytest.mark.parametrize("combine", ["max", "standardised"])
+def test_trajectory_aware_scores_name_the_part_that_drove_each_segment(combine, demo, tmp_path):
+    overrides = [f"trajectory.combine={combine}", f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}", "dataset=synthetic_global",
+                 "+dataset.synthetic.n_train_clips=4", "+dataset.synthetic.n_test_clips=4", "+dataset.synthetic.clip_len=200",
+                 "trajectory=flow", "logger=none", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", "threads=1"]
+    run_training(compose("train", overrides))
+    out = tmp_path / "scores"
+    assert main(["--ckpt", str(tmp_path / "run" / "model.ckpt"), str(demo / "tracks"), "--out", str(out), "--far", "0.05",
+                 "--threads", "1"]) == 0
+    segments = 0
+    for c in json.loads((out / "summary.json").read_text())["clips"]:
+        lines = (out / f"{c['clip']}.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        assert header[:7] == ["frame", "score", "score_raw", "person", "n_people", "part_pose", "part_trajectory"]
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(",")))
+            if not row["score_raw"]:
+                assert row["part_pose"] == row["part_trajectory"] == ""
+            elif combine == "max":  # each window's score is its larger part: the frame's mean is >= each part's mean
+                assert float(row["score_raw"]) >= max(float(row["part_pose"]), float(row["part_trajectory"])) - 1e-4
+            else:  # the two parts of the driving person add up to the raw score
+                assert float(row["part_pose"]) + float(row["part_trajectory"]) == pytest.approx(float(row["score_raw"]), rel=1e-4, abs=1e-4)
+        for seg in json.loads((out / f"{c['clip']}.json").read_text())["segments"]:
+            segments += 1
+            assert set(seg["parts"]) == {"pose", "trajectory"}
+            assert seg["driven_by"] == max(seg["parts"], key=seg["parts"].get)
+    assert segments > 0
 
 
 def test_frame_scores_match_the_mpedrnn_protocol_without_dropped_frames():

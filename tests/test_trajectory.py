@@ -12,7 +12,7 @@ from vadflow.data.synthetic import GLOBAL_ANOMALY_KINDS, generate_synthetic
 from vadflow.data.windows import normalize_windows, trajectory_features, window_statistics
 from vadflow.methods import METHODS
 from vadflow.methods.trajectory_aware import TrajectoryAware
-from vadflow.nn.trajectory import TrajectoryFlow, trajectory_vector
+from vadflow.nn.trajectory import SUMMARY_EPS, TrajectoryFlow, trajectory_summary, trajectory_vector
 
 
 def test_box_features_of_a_hand_made_window():
@@ -30,6 +30,48 @@ def test_box_features_of_a_hand_made_window():
     g = trajectory_vector(traj, norm)
     assert g.shape == (1, 8)
     assert torch.allclose(g[0, 4:], traj[0, 1] - traj[0, 0])  # motion = frame-to-frame differences
+
+
+def test_motion_summary_of_a_hand_made_walk_is_in_body_heights():
+    # a box 0.2 frame heights tall walking right at 0.01 frames per frame, growing by 1 % per frame
+    T = 5
+    t = torch.arange(T, dtype=torch.float64)
+    log_h = math.log(0.2) + t * math.log(1.01)
+    traj = torch.stack([0.1 + 0.01 * t, torch.full((T,), 0.5, dtype=torch.float64), log_h - math.log(2), log_h], 1)[None]
+    norm = torch.tensor([[0.3, 0.5, math.log(0.05)]], dtype=torch.float64)
+    g = trajectory_summary(traj, norm)
+    height = math.exp(log_h.mean().item())
+    assert g.shape == (1, 10)
+    assert torch.allclose(g[0, :4], torch.tensor([0.3, 0.5, math.log(0.05), -math.log(2)], dtype=torch.float64))
+    assert torch.allclose(g[0, 4:6], torch.tensor([0.01 / height, 0.0], dtype=torch.float64))  # velocity, body heights per frame
+    assert math.isclose(g[0, 6].item(), math.log(0.01 / height + SUMMARY_EPS))  # speed
+    assert math.isclose(g[0, 7].item(), math.log(SUMMARY_EPS), abs_tol=1e-9)  # no jitter about a constant velocity
+    assert math.isclose(g[0, 8].item(), math.log(1.01))  # growing: walking towards the camera
+    assert math.isclose(g[0, 9].item(), math.log(SUMMARY_EPS), abs_tol=1e-9)
+    # the same walk twice as close to the camera (everything twice as large and fast): motion unchanged
+    near = traj.clone()
+    near[..., :2] *= 2
+    near[..., 2:] += math.log(2)
+    assert torch.allclose(trajectory_summary(near, norm)[0, 4:], g[0, 4:])
+
+
+def test_summary_trajectory_flow_log_determinant_is_exact_float64():
+    torch.manual_seed(0)
+    flow = TrajectoryFlow(seg_len=6, K=3, hidden=16, camera_dim=4, features="summary").double().train()
+    batch = {"traj": torch.randn(64, 6, 4, dtype=torch.float64), "norm": torch.randn(64, 3, dtype=torch.float64),
+             "camera": torch.randint(1, 5, (64,))}
+    flow.nll(batch)
+    for p in flow.parameters():
+        p.data.add_(0.1 * torch.randn_like(p))
+    flow.eval()
+    g = trajectory_summary(batch["traj"][:1], batch["norm"][:1])[..., None, None]
+    cond = flow.condition(batch["camera"][:1])
+    z, logdet = flow.flow(g, cond)
+    jac = torch.autograd.functional.jacobian(lambda v: flow.flow(v.view(1, -1, 1, 1), cond)[0].flatten(), g.flatten())
+    assert jac.shape == (10, 10)
+    assert torch.allclose(logdet[0], torch.linalg.slogdet(jac)[1], atol=1e-9)
+    with pytest.raises(ValueError, match="features"):
+        TrajectoryFlow(features="boxes")
 
 
 def test_camera_slots_are_stable_and_zero_means_unknown():
@@ -109,15 +151,19 @@ def test_every_method_with_the_trajectory_component_trains_and_scores(name):
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.trajectory.parameters())
     model.eval()
-    if model.combine == "standardised":
-        with pytest.raises(RuntimeError, match="fit_statistics"):
-            model.score(batch)
-        model.fit_statistics([batch])
+    assert model.combine == "max"  # the default
+    with pytest.raises(RuntimeError, match="fit_statistics"):
+        model.score(batch)
+    model.fit_statistics([batch])
     with torch.no_grad():
         score, parts = model.score(batch), model.score_parts(batch)
+        model.combine = "standardised"
+        summed = model.score(batch)
     assert score.shape == (8,) and score.dtype == torch.float32 and torch.isfinite(score).all()
-    assert torch.allclose(score, parts["pose"] + parts["trajectory"])
-    assert model.combine == "standardised"
+    assert torch.equal(score, torch.maximum(parts["pose"], parts["trajectory"]))
+    assert torch.allclose(summed, parts["pose"] + parts["trajectory"])
+    # the parts are training z-scores: mean 0, std 1 over the windows they were fitted on
+    assert torch.allclose(parts["pose"].mean(), torch.tensor(0.0), atol=1e-3) and torch.allclose(parts["trajectory"].std(unbiased=False), torch.tensor(1.0), atol=1e-3)
 
 
 def test_likelihood_score_is_pose_nll_plus_trajectory_nll_per_pose_dim():
@@ -215,3 +261,18 @@ def test_nothing_learned_baselines_on_hand_made_windows():
     assert sum(p.numel() for p in BodyHeight().parameters()) == 0
     with pytest.raises(ValueError, match="trajectory"):
         BodyHeight().score({"x": batch["x"], "vis": vis})
+
+
+def test_a_model_trains_after_scoring_in_inference_mode():
+    """Cached conv indices first built under torch.inference_mode must not break a later backward."""
+    from vadflow.nn.stgcn import _toeplitz_index
+
+    _toeplitz_index.cache_clear()
+    model = METHODS["daflow"](seg_len=24)
+    batch = _batch()
+    model.eval()
+    with torch.inference_mode():
+        model.score(batch)
+    model.train()
+    model.loss(batch)["loss"].backward()
+    assert any(p.grad is not None for p in model.parameters())

@@ -39,19 +39,26 @@ def run_child(cmd: list[str], env=None) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024**2, out
 
 
+TRAJECTORY_SUFFIX = "+trajectory"  # --methods stgnf+trajectory: the method with trajectory=flow
+
+
 def build_method(method: str, dataset: str):
-    """The method as its experiment preset (or its config) builds it, with that loss and optimiser."""
+    """The method as its experiment preset (or its config) builds it, with that loss and optimiser
+    (``<method>+trajectory``: wrapped with the trajectory component, as ``trajectory=flow`` trains it)."""
     import hydra
     from hydra import compose, initialize_config_dir
 
     from vadflow.config import CONF_DIR, to_plain
     from vadflow.module import AnomalyModule
+    from vadflow.train import build_method as build_configured, method_config
 
-    preset = ROOT / "conf" / "experiment" / method / f"{dataset}.yaml"
-    overrides = [f"experiment={method}/{dataset}"] if preset.is_file() else [f"method={method}", f"dataset={dataset}"]
+    base = method.removesuffix(TRAJECTORY_SUFFIX)
+    preset = ROOT / "conf" / "experiment" / base / f"{dataset}.yaml"
+    overrides = [f"experiment={base}/{dataset}"] if preset.is_file() else [f"method={base}", f"dataset={dataset}"]
+    overrides += ["trajectory=flow"] if method.endswith(TRAJECTORY_SUFFIX) else []
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides + ["paths.output_dir=."])
-    model = hydra.utils.instantiate(cfg.method.model, objective=hydra.utils.instantiate(cfg.loss))
+    model = build_configured(method_config(cfg), hydra.utils.instantiate(cfg.loss))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = AnomalyModule(model, to_plain(cfg.method.optim)).configure_optimizers()["optimizer"] if params else None
     return model, opt
@@ -63,13 +70,17 @@ def throughput(dataset: str, threads: int, steps: int, method: str = "stgnf") ->
     import torch
 
     from vadflow.data.datamodule import PoseDataModule
+    from vadflow.methods import needs_trajectory
 
     torch.set_num_threads(threads)
     L.seed_everything(0, verbose=False)
-    dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=str(ROOT / ".cache"), batch_size=256)
-    dm.setup()
     model, opt = build_method(method, dataset)
+    dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=str(ROOT / ".cache"), batch_size=256,
+                        trajectory_features=needs_trajectory(model))
+    dm.setup()
     model.train()
+    if needs_trajectory(model):  # the standardised score needs its training statistics
+        model.fit_statistics(dm.statistics_dataloader(max_windows=4096))
     if opt is None:  # nothing to train (DA-Flow's random mode): statistics only
         t0 = time.perf_counter()
         if hasattr(model, "fit_statistics"):
@@ -149,7 +160,8 @@ def main(argv=None) -> None:
     parser.add_argument("--dataset", default="hr_shanghaitech")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--methods", nargs="+", default=["stgnf", "daflow", "dsnf", "gmfcvae", "msgflow"])
+    parser.add_argument("--methods", nargs="+", default=["stgnf", "stgnf+trajectory", "daflow", "dsnf", "gmfcvae", "msgflow"],
+                        help="methods to time; <method>+trajectory adds the trajectory component (trajectory=flow)")
     parser.add_argument("--skip-full", action="store_true", help="skip the 8-epoch end-to-end run")
     parser.add_argument("--skip-prepare", action="store_true", help="skip the cold/cached prepare timings")
     parser.add_argument("--score-only", action="store_true", help="only the vadflow-score hour (synthetic data, no data root needed)")
@@ -184,7 +196,7 @@ def main(argv=None) -> None:
     if not args.skip_full:
         with tempfile.TemporaryDirectory() as run_dir:
             wall, rss, _ = run_child([str(bin_dir / "vadflow-train"), f"experiment=stgnf/{args.dataset}", "logger=none", f"threads={args.threads}",
-                                      f"hydra.run.dir={run_dir}", "+trainer.enable_progress_bar=false", "calibrate=false"])  # the issue times training + test evaluation
+                                      f"hydra.run.dir={run_dir}", "+trainer.enable_progress_bar=false", "calibrate=false"])  # one command: training + test evaluation
             metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
         results["train+eval wall s"] = wall
         results["  of which training s"] = metrics["train_seconds"]

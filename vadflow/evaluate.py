@@ -17,7 +17,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from vadflow.checkpoint import load_method, read_checkpoint
+from vadflow.cli import friendly_errors, hydra_command
 from vadflow.config import CONF_DIR, datamodule_kwargs, set_threads, to_plain
+from vadflow.config_check import check_dataset
 from vadflow.data.datamodule import PoseDataModule
 from vadflow.data.types import DataError
 from vadflow.module import AnomalyModule, count_trainable, load_evaluation
@@ -39,6 +41,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     else:
         raise DataError(f"{cfg.ckpt_path}: an official STG-NF checkpoint needs dataset=NAME")
     dataset_cfg.update(to_plain(cfg.get("dataset_overrides")) or {})
+    check_dataset(dataset_cfg)
     seg_len = int(method_cfg["model"]["seg_len"])
     if int(dataset_cfg["seg_len"]) != seg_len:
         log.warning("window length set to the checkpoint's T=%d (dataset config says %s)", seg_len, dataset_cfg["seg_len"])
@@ -96,11 +99,12 @@ def save_score_maps(method, dm: PoseDataModule, out_dir: Path, dataset_cfg: dict
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
-def main(cfg: DictConfig) -> float:
-    from vadflow.cli import friendly_errors
-
+def _main(cfg: DictConfig) -> float:
     with friendly_errors():
         return float(run_evaluation(cfg)["auc"])
+
+
+main = hydra_command(_main, "eval")
 
 
 if __name__ == "__main__":

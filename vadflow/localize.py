@@ -44,10 +44,33 @@ def window_poses(dataset_cfg: dict, paths_cfg: dict, index: np.ndarray):
     return batch["x"].numpy(), batch["vis"].numpy().astype(bool)
 
 
+def draw_trajectory(ax, where: dict) -> None:
+    """The whole frame with the person's box-centre path (grey), the part in the window or
+    segment (red) and the boxes at the drawn frames: where they are, how big, how fast."""
+    from matplotlib.patches import Rectangle
+
+    width, height = where["frame_size"]
+    ax.add_patch(Rectangle((0, 0), width, height, fill=False, color="k", lw=0.8))
+    ax.plot(*where["path"].T, color="0.65", lw=1)
+    ax.plot(*where["segment"].T, color="tab:red", lw=1.5)
+    for x0, y0, x1, y1 in where["boxes"]:
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="tab:red", lw=0.6, alpha=0.7))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)  # image y points down
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("where (whole frame)", fontsize=7)
+
+
 def draw(out: Path, poses: np.ndarray, vis: np.ndarray, maps: np.ndarray | None, titles: list[str], n_frames: int,
-         frame_labels: list[list[int]] | None = None, map_label: str = "anomaly map (e.g. sample energy)") -> None:
+         frame_labels: list[list[int]] | None = None, map_label: str = "anomaly map (e.g. sample energy)",
+         trajectories: list[dict] | None = None) -> None:
     """One row per window: ``n_frames`` panels of the pose (``poses`` (N, 2, T, V), y down), joints
-    coloured by ``maps`` (N, T, V) on one scale for the figure, or plain when ``maps`` is None."""
+    coloured by ``maps`` (N, T, V) on one scale for the figure, or plain when ``maps`` is None.
+    With ``trajectories`` (one per row: ``frame_size``, ``path`` and ``segment`` (K, 2) box centres
+    in pixels, ``boxes`` (F, 4) x0 y0 x1 y1 at the drawn frames) a first column draws the row's
+    trajectory in the whole frame (:func:`draw_trajectory`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,7 +84,13 @@ def draw(out: Path, poses: np.ndarray, vis: np.ndarray, maps: np.ndarray | None,
     lo, hi = np.percentile(maps, [1, 99]) if maps is not None else (0.0, 1.0)  # robust: one extreme joint does not wash out the rest
     norm = colors.Normalize(vmin=float(lo), vmax=float(hi) if hi > lo else float(lo) + 1)
     cmap = plt.get_cmap("inferno")
-    fig, axes = plt.subplots(n_win, len(frames), figsize=(1.6 * len(frames) + 1.2, 2.4 * n_win), squeeze=False)
+    extra = 1 if trajectories else 0
+    fig, axes = plt.subplots(n_win, len(frames) + extra, figsize=(1.6 * (len(frames) + 1.6 * extra) + 1.2, 2.4 * n_win), squeeze=False,
+                             width_ratios=[1.6] * extra + [1] * len(frames))
+    if trajectories:
+        for w in range(n_win):
+            draw_trajectory(axes[w, 0], trajectories[w])
+        axes, traj_axes = axes[:, 1:], axes[:, :1]
     for w in range(n_win):
         xs, ys = poses[w, 0], poses[w, 1]
         # every panel is centred on its own frame's pose (people walk across the window), same scale
@@ -80,7 +109,7 @@ def draw(out: Path, poses: np.ndarray, vis: np.ndarray, maps: np.ndarray | None,
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"frame {frame_labels[w][t]}" if frame_labels is not None else f"t={t}", fontsize=7)
-        axes[w, 0].set_ylabel(titles[w], fontsize=7)
+        (traj_axes if trajectories else axes)[w, 0].set_ylabel(titles[w], fontsize=7)
     if maps is not None:
         fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.8, extend="both", label=map_label)
     fig.suptitle(("joints coloured by score; " if maps is not None else "") + "black edge = observed joint, none = imputed", fontsize=8)

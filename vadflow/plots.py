@@ -24,10 +24,15 @@ def roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, title: str) -> P
 
 
 def timeline_png(path: Path, scores: np.ndarray, mask: np.ndarray | None, title: str, raw: np.ndarray | None = None,
-                 threshold: float | None = None, segments=()) -> Path:
+                 threshold: float | None = None, segments=(), parts: dict[str, np.ndarray] | None = None) -> Path:
     """Frame anomaly score over time: ground-truth abnormal frames shaded red (when a mask is
-    given), detected segments shaded orange, the threshold dashed, the raw score faint."""
-    fig, ax = plt.subplots(figsize=(8, 2.5), dpi=100)
+    given), detected segments shaded orange, the threshold dashed, the raw score faint. With
+    ``parts`` (the raw score's additive parts, e.g. pose and trajectory) a second panel shows
+    each part of the person driving the frame: which one raised the alarm."""
+    if parts:
+        fig, (ax, ax_parts) = plt.subplots(2, 1, figsize=(8, 3.8), dpi=100, sharex=True, height_ratios=(2.5, 1.3))
+    else:
+        fig, ax = plt.subplots(figsize=(8, 2.5), dpi=100)
     frames = np.arange(len(scores))
     if raw is not None:
         ax.plot(frames, raw, lw=0.6, color="0.6", alpha=0.7, label="raw")
@@ -40,9 +45,16 @@ def timeline_png(path: Path, scores: np.ndarray, mask: np.ndarray | None, title:
         ax.axvspan(start - 0.5, end + 0.5, color="tab:orange", alpha=0.25, label="detected" if k == 0 else None)
     if threshold is not None:
         ax.axhline(threshold, color="k", ls="--", lw=0.8, label="threshold")
-    ax.set(xlabel="frame", ylabel="anomaly score", title=title)
+    ax.set(xlabel="" if parts else "frame", ylabel="anomaly score", title=title)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize=7)
+    if parts:
+        for name, values in parts.items():
+            ax_parts.plot(frames, values, lw=0.8, label=name)
+        for start, end in segments:
+            ax_parts.axvspan(start - 0.5, end + 0.5, color="tab:orange", alpha=0.25)
+        ax_parts.set(xlabel="frame", ylabel="part of raw score")
+        ax_parts.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

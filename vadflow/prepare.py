@@ -4,12 +4,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from vadflow.cli import friendly_errors, hydra_command
 from vadflow.config import CONF_DIR, set_threads, to_plain
+from vadflow.config_check import check_config
 from vadflow.data.cache import load_prepared
 
 
 def run_prepare(cfg: DictConfig) -> dict:
     set_threads(cfg.get("threads"))
+    check_config(cfg)
     ds, paths = to_plain(cfg.dataset), to_plain(cfg.paths)
     train, test, info = load_prepared(
         ds["name"], paths["data_root"], paths["cache_dir"], ds["missing_joints"], ds["conf_threshold"], ds.get("synthetic"), force=bool(cfg.force),
@@ -25,11 +28,12 @@ def run_prepare(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="prepare")
-def main(cfg: DictConfig) -> None:
-    from vadflow.cli import friendly_errors
-
+def _main(cfg: DictConfig) -> None:
     with friendly_errors():
         run_prepare(cfg)
+
+
+main = hydra_command(_main, "prepare")
 
 
 if __name__ == "__main__":

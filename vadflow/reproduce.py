@@ -81,6 +81,7 @@ def run_cell(overrides: list[str], run_dir: Path, key: str, threads: int) -> tup
         return False, f"exit {proc.returncode}: {tail.strip().splitlines()[-1] if tail.strip() else ''}"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     metrics["table_key"] = key
+    metrics["training_code"] = training_code_digest()
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return True, "ok"
 
@@ -223,6 +224,8 @@ def main(argv=None) -> int:
     parser.add_argument("--summarise-only", action="store_true", help="write the table from the cells already run; run nothing")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / jobs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the spec's seeds (e.g. a quick pass)")
+    parser.add_argument("--missing-only", action="store_true",
+                        help="run only cells that were never run; stale ones keep their results (each metrics.json names the code it was trained with)")
     args = parser.parse_args(argv)
     spec = yaml.safe_load(Path(args.spec).read_text())
     jobs = args.jobs or int(spec.get("jobs", 1))
@@ -239,8 +242,9 @@ def main(argv=None) -> int:
                     overrides = cell_overrides(method, dataset, seed, list(spec.get("overrides", [])) + list(extra))
                     cells.append({"method": method, "dataset": dataset, "variant": variant, "seed": seed, "overrides": overrides,
                                   "key": cell_key(overrides), "dir": results_dir / method / dataset / variant / f"seed{seed}"})
-    todo = [] if args.summarise_only else [c for c in cells if not is_fresh(c["dir"], c["key"])]
-    print(f"reproduce-table: {len(cells)} cells, {len(cells) - len(todo)} fresh, {len(todo)} to run ({jobs} at a time)")
+    stale = [c for c in cells if not is_fresh(c["dir"], c["key"])]
+    todo = [] if args.summarise_only else [c for c in stale if not (args.missing_only and (c["dir"] / "metrics.json").is_file())]
+    print(f"reproduce-table: {len(cells)} cells, {len(cells) - len(stale)} fresh, {len(stale) - len(todo)} stale kept, {len(todo)} to run ({jobs} at a time)")
     t0 = time.perf_counter()
     failures = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -43,7 +43,7 @@ from vadflow.data.readers import SkipLog, parse_alphapose_json, parse_mask, pars
 from vadflow.data.types import DataError, RawSplit, Track
 from vadflow.data.windows import WindowBuilder, scoring_windows
 from vadflow.methods import needs_trajectory
-from vadflow.scoring import STGNF_SIGMAS, cover_max_over_tracks, roc_auc, smooth
+from vadflow.scoring import STGNF_SIGMAS, cover_max_over_tracks, driver_means, roc_auc, smooth
 
 log = logging.getLogger("vadflow.score")
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -149,6 +149,7 @@ class ClipScores:
     n_people: np.ndarray  # (L,) int64 people scored on the frame
     n_tracks: int
     n_short_tracks: int  # tracks with no full window (too short or too gappy): not scored
+    parts: dict[str, np.ndarray] | None = None  # the raw score's parts (e.g. pose, trajectory) of the driving person, NaN where nobody is scored
 
 
 @dataclass
@@ -159,6 +160,7 @@ class ScoredWindows:
     last: np.ndarray
     track: np.ndarray
     score: np.ndarray
+    parts: dict[str, np.ndarray] | None = None  # methods with score_parts: the score's parts per window (combine_parts joins them)
 
 
 def score_windows(method, split: PreparedSplit, seg_len: int, frame_size, stride: int = 1, max_missing: int = 2,
@@ -170,6 +172,7 @@ def score_windows(method, split: PreparedSplit, seg_len: int, frame_size, stride
     if needs_trajectory(method):  # batches carry the box trajectory and camera
         builder.row_camera = torch.from_numpy(row_camera_slots(split.clips, split.track_clip, split.track_ptr))
     scores = np.empty(len(starts))
+    parts = {} if hasattr(method, "score_parts") else None
     was_training = method.training
     method.eval()  # batch norm must use its running statistics (Lightning leaves modules in train mode)
     with torch.inference_mode():
@@ -178,11 +181,17 @@ def score_windows(method, split: PreparedSplit, seg_len: int, frame_size, stride
             padded = None if short_tracks == "skip" else torch.from_numpy(last[sl])
             batch = builder.batch(torch.from_numpy(starts[sl]), last=padded)
             batch["index"] = torch.arange(len(batch["x"]))
-            scores[sl] = method.score(batch).double().numpy()
+            if parts is None:
+                scores[sl] = method.score(batch).double().numpy()
+                continue
+            window_parts = method.score_parts(batch)
+            for name, value in window_parts.items():
+                parts.setdefault(name, np.empty(len(starts)))[sl] = value.double().numpy()
+            scores[sl] = method.combine_parts(window_parts).double().numpy()
     method.train(was_training)
     if not np.isfinite(scores).all():
         raise DataError(f"the model gave {int((~np.isfinite(scores)).sum())} NaN/inf window scores (check the input coordinates and --frame-size)")
-    return ScoredWindows(starts, last, track_of_rows(split.track_ptr)[starts], scores), builder
+    return ScoredWindows(starts, last, track_of_rows(split.track_ptr)[starts], scores, parts), builder
 
 
 def frame_results(split: PreparedSplit, windows: ScoredWindows, lengths: dict[str, int], seg_len: int,
@@ -195,8 +204,10 @@ def frame_results(split: PreparedSplit, windows: ScoredWindows, lengths: dict[st
     win_clip = split.track_clip[windows.track]
     first = split.frames[windows.starts]
     last = split.frames[windows.last]
-    score, driver, n_people = cover_max_over_tracks(int(offsets[-1]), offsets[win_clip] + first, last - first + 1, windows.track,
-                                                    windows.score, begin=offsets[win_clip], end=offsets[win_clip + 1])
+    cover = (int(offsets[-1]), offsets[win_clip] + first, last - first + 1, windows.track)
+    bounds = {"begin": offsets[win_clip], "end": offsets[win_clip + 1]}
+    score, driver, n_people = cover_max_over_tracks(*cover, windows.score, **bounds)
+    parts = {name: driver_means(*cover, values, driver, **bounds) for name, values in (windows.parts or {}).items()}
     n_tracks = np.bincount(split.track_clip, minlength=len(clips))
     n_scored = np.bincount(split.track_clip[np.unique(windows.track)], minlength=len(clips))
     out = []
@@ -213,6 +224,7 @@ def frame_results(split: PreparedSplit, windows: ScoredWindows, lengths: dict[st
             n_people=n_people[sl],
             n_tracks=int(n_tracks[i]),
             n_short_tracks=int(n_tracks[i] - n_scored[i]),
+            parts={name: values[sl] for name, values in parts.items()} or None,
         ))
     return out
 
@@ -319,22 +331,31 @@ def top_segments(clip: ClipScores, threshold: float, top: int, merge_gap: int, f
         people = clip.person[s : e + 1]
         people = people[people >= 0]
         driver = int(clip.person[peak]) if clip.person[peak] >= 0 else (int(np.bincount(people).argmax()) if len(people) else -1)
-        segments.append({
+        segment = {
             "start": s, "end": e, "peak_frame": peak, "peak_score": float(clip.smoothed[peak]),
             "mean_score": float(clip.smoothed[s : e + 1].mean()), "person": driver,
             "start_s": round(s / fps, 3), "end_s": round((e + 1) / fps, 3),
-        })
+        }
+        if clip.parts:  # which part of the score drove the segment: its mean over the segment's scored frames
+            means = {name: float(np.nanmean(v[s : e + 1])) if np.isfinite(v[s : e + 1]).any() else None for name, v in clip.parts.items()}
+            segment["parts"] = means
+            known = {k: v for k, v in means.items() if v is not None}
+            segment["driven_by"] = max(known, key=known.get) if known else None
+        segments.append(segment)
     return sorted(segments, key=lambda d: -d["peak_score"])[:top]
 
 
 # ----------------------------------------------------------------------------- outputs
 def write_csv(path: Path, clip: ClipScores, threshold: float | None, mask: np.ndarray | None) -> None:
-    cols = ["frame", "score", "score_raw", "person", "n_people"] + (["above_threshold"] if threshold is not None else []) + (["label"] if mask is not None else [])
+    parts = clip.parts or {}
+    cols = (["frame", "score", "score_raw", "person", "n_people"] + [f"part_{name}" for name in parts]
+            + (["above_threshold"] if threshold is not None else []) + (["label"] if mask is not None else []))
     lines = [",".join(cols)]
     above = alarms(clip, threshold) if threshold is not None else None
     for f in range(len(clip.raw)):
         row = [str(f), f"{clip.smoothed[f]:.6g}", "" if np.isnan(clip.raw[f]) else f"{clip.raw[f]:.6g}",
                "" if clip.person[f] < 0 else str(int(clip.person[f])), str(int(clip.n_people[f]))]
+        row += ["" if np.isnan(v[f]) else f"{v[f]:.6g}" for v in parts.values()]
         if threshold is not None:
             row.append(str(int(above[f])))
         if mask is not None:
@@ -350,7 +371,7 @@ def render_segments(path: Path, method, split: PreparedSplit, builder: WindowBui
     person's windows covering each frame."""
     from vadflow.localize import draw
 
-    rows_all, maps_all, vis_all, titles, labels = [], [], [], [], []
+    rows_all, maps_all, vis_all, titles, labels, where = [], [], [], [], [], []
     has_map = hasattr(method, "score_map")
     for seg in segments:
         tracks = np.flatnonzero((split.track_clip == clip_index) & (split.track_person == seg["person"]))
@@ -375,6 +396,7 @@ def render_segments(path: Path, method, split: PreparedSplit, builder: WindowBui
                     cover = (mine <= r) & (r <= mine_last)
                     if cover.any():  # position r - start holds row r in full and padded windows alike
                         values[k] = maps[cover, r - mine[cover]].mean(0)
+        where.append(_trajectory_of(split, lo, hi, rows, seg, builder.scale.tolist()))
         rows_all.append(split.kp[rows].transpose(2, 0, 1))  # (2, F, V) pixels, y down
         vis_all.append(split.vis[rows])
         maps_all.append(values)
@@ -383,8 +405,22 @@ def render_segments(path: Path, method, split: PreparedSplit, builder: WindowBui
     if not rows_all:
         return None
     draw(path, np.stack(rows_all), np.stack(vis_all), np.stack(maps_all) if has_map else None, titles, n_frames,
-         frame_labels=labels, map_label=map_label)
+         frame_labels=labels, map_label=map_label, trajectories=where)
     return path
+
+
+def _trajectory_of(split: PreparedSplit, lo: int, hi: int, rows: np.ndarray, seg: dict, frame_size) -> dict:
+    """The track's box-centre path (detected joints' box), its part in the segment, and the boxes
+    at the drawn rows, in pixels: the trajectory panel of ``render_segments``."""
+    kp, vis = split.kp[lo:hi], split.vis[lo:hi]
+    seen = vis | ~vis.any(1, keepdims=True)  # a row with no detection: every joint
+    big = np.finfo(np.float32).max
+    lo_xy = np.where(seen[..., None], kp, big).min(1)
+    hi_xy = np.where(seen[..., None], kp, -big).max(1)
+    centre = (lo_xy + hi_xy) / 2
+    inside = (split.frames[lo:hi] >= seg["start"]) & (split.frames[lo:hi] <= seg["end"])
+    return {"frame_size": tuple(frame_size), "path": centre, "segment": centre[inside],
+            "boxes": np.concatenate([lo_xy[rows - lo], hi_xy[rows - lo]], 1)}
 
 
 # ----------------------------------------------------------------------------- driver
@@ -511,7 +547,7 @@ def score_inputs(args) -> dict:
         write_csv(out / f"{clip.clip}.csv", clip, threshold, mask)
         (out / f"{clip.clip}.json").write_text(json.dumps({**summary, "clips": None, **info}, indent=2))
         timeline_png(out / f"{clip.clip}.png", clip.smoothed, mask, f"{clip.clip} ({method_cfg['name']})", raw=clip.raw,
-                     threshold=threshold, segments=[(s["start"], s["end"]) for s in segments])
+                     threshold=threshold, segments=[(s["start"], s["end"]) for s in segments], parts=clip.parts)
         if args.render and segments:
             render_segments(out / f"{clip.clip}_segments.png", method, split, builder, windows, i, segments, pipe.seg_len, args.render_frames, map_label)
         summary["clips"].append({k: v for k, v in info.items() if k != "segments"} | {"n_segments": len(segments)})

@@ -257,6 +257,24 @@ def cover_frame_scores(
     return score
 
 
+def _track_frame_means(n_frames, first, span, track, values, begin=None, end=None):
+    """Per (track, frame) mean of ``values`` over the track's windows covering the frame:
+    ``(frame, track, mean)``, one entry per covered pair."""
+    first, span, track = (np.asarray(a, np.int64) for a in (first, span, track))
+    width = int(span.max())
+    pos = first[:, None] + np.arange(width)[None]  # (N, width)
+    inside = np.arange(width)[None] < span[:, None]
+    if begin is not None:
+        inside &= pos >= np.asarray(begin)[:, None]
+    if end is not None:
+        inside &= pos < np.asarray(end)[:, None]
+    base = n_frames + 1
+    key = (np.broadcast_to(track[:, None], pos.shape)[inside]) * base + pos[inside]
+    uniq, inv = np.unique(key, return_inverse=True)
+    mean = np.bincount(inv, weights=np.broadcast_to(np.asarray(values, np.float64)[:, None], pos.shape)[inside]) / np.bincount(inv)
+    return uniq % base, uniq // base, mean
+
+
 def cover_max_over_tracks(
     n_frames: int, first: np.ndarray, span: np.ndarray, track: np.ndarray, score: np.ndarray,
     begin: np.ndarray | None = None, end: np.ndarray | None = None,
@@ -271,25 +289,27 @@ def cover_max_over_tracks(
     out, driver = np.full(n_frames, -np.inf), np.full(n_frames, -1, np.int64)
     if not len(score):
         return out, driver, np.zeros(n_frames, np.int64)
-    first, span, track = (np.asarray(a, np.int64) for a in (first, span, track))
-    width = int(span.max())
-    pos = first[:, None] + np.arange(width)[None]  # (N, width)
-    inside = np.arange(width)[None] < span[:, None]
-    if begin is not None:
-        inside &= pos >= np.asarray(begin)[:, None]
-    if end is not None:
-        inside &= pos < np.asarray(end)[:, None]
-    base = n_frames + 1
-    key = (np.broadcast_to(track[:, None], pos.shape)[inside]) * base + pos[inside]
-    uniq, inv = np.unique(key, return_inverse=True)
-    mean = np.bincount(inv, weights=np.broadcast_to(np.asarray(score, np.float64)[:, None], pos.shape)[inside]) / np.bincount(inv)
-    frame, trk = uniq % base, uniq // base
+    frame, trk, mean = _track_frame_means(n_frames, first, span, track, score, begin, end)
     n_tracks = np.bincount(frame, minlength=n_frames)[:n_frames].astype(np.int64)  # one key per (track, frame)
     order = np.lexsort((mean, frame))  # by frame, then score: the last of each frame is its max
     frame, trk, mean = frame[order], trk[order], mean[order]
     last = np.r_[frame[1:] != frame[:-1], True]
     out[frame[last]], driver[frame[last]] = mean[last], trk[last]
     return out, driver, n_tracks
+
+
+def driver_means(n_frames: int, first: np.ndarray, span: np.ndarray, track: np.ndarray, values: np.ndarray, driver: np.ndarray,
+                 begin: np.ndarray | None = None, end: np.ndarray | None = None) -> np.ndarray:
+    """Per frame, the mean of ``values`` over the windows of the track that drives the frame
+    (``driver`` from :func:`cover_max_over_tracks`; NaN where none does): with a score's parts
+    as ``values``, which part drove the frame (additive parts sum to its score)."""
+    out = np.full(n_frames, np.nan)
+    if not len(values):
+        return out
+    frame, trk, mean = _track_frame_means(n_frames, first, span, track, values, begin, end)
+    hit = trk == np.asarray(driver)[frame]
+    out[frame[hit]] = mean[hit]
+    return out
 
 
 def smooth(scores: np.ndarray, sigmas) -> np.ndarray:

@@ -19,7 +19,9 @@ import lightning as L
 from omegaconf import DictConfig
 
 from vadflow.checkpoint import save_checkpoint
+from vadflow.cli import friendly_errors, hydra_command
 from vadflow.config import CONF_DIR, datamodule_kwargs, git_commit, set_threads, to_plain
+from vadflow.config_check import check_config
 from vadflow.data.datamodule import PoseDataModule
 from vadflow.methods import needs_trajectory
 from vadflow.module import AnomalyModule, count_trainable, load_evaluation
@@ -101,6 +103,7 @@ def report(record: dict, suffix: str) -> None:
 
 
 def run_training(cfg: DictConfig) -> dict:
+    check_config(cfg)  # a key or value nothing can use fails here, before any data is read
     threads = set_threads(cfg.get("threads"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out_dir = Path(cfg.paths.output_dir)
@@ -128,7 +131,7 @@ def method_config(cfg: DictConfig) -> dict:
     method_cfg = to_plain(cfg.method)
     traj = to_plain(cfg.trajectory) if cfg.get("trajectory") else {}
     if traj:
-        combine, jacobian = traj.pop("combine", "standardised"), traj.pop("normalisation_jacobian", False)
+        combine, jacobian = traj.pop("combine", "max"), traj.pop("normalisation_jacobian", False)
         method_cfg["model"] = {"_target_": TRAJECTORY_TARGET, "pose": method_cfg["model"], "trajectory": traj,
                                "combine": combine, "normalisation_jacobian": jacobian, "seg_len": method_cfg["model"]["seg_len"]}
     return method_cfg
@@ -200,12 +203,13 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, loggers, out_dir: P
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def main(cfg: DictConfig) -> float:
-    from vadflow.cli import friendly_errors
-
+def _main(cfg: DictConfig) -> float:
     with friendly_errors():
         record = run_training(cfg)
     return float(record["auc"])
+
+
+main = hydra_command(_main, "train")
 
 
 if __name__ == "__main__":

@@ -76,13 +76,15 @@ def residual_affine_train(residual: nn.Sequential, z1: torch.Tensor) -> tuple[to
 @functools.lru_cache(maxsize=32)
 def _toeplitz_index(c: int, o: int, t: int, k: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each entry of the (C*T, O*T) Toeplitz matrix of a 'same' (k,) conv reads its weight
-    from ``weight.reshape(-1)``, and which entries are inside the kernel (the rest are zero)."""
-    s_idx, t_idx = torch.arange(t)[:, None], torch.arange(t)[None, :]
-    lag = s_idx - t_idx + pad  # input frame s feeds output frame t through tap s - t + pad
-    valid = (lag >= 0) & (lag < k)
-    ci, oi = torch.arange(c)[:, None, None, None], torch.arange(o)[None, None, :, None]
-    index = (oi * c + ci) * k + lag.clamp(0, k - 1)[None, :, None, :]  # (C, S, O, T)
-    return index.reshape(c * t, o * t), valid[None, :, None, :].expand(c, t, o, t).reshape(c * t, o * t)
+    from ``weight.reshape(-1)``, and which entries are inside the kernel (the rest are zero).
+    Built outside inference mode: a cached inference tensor could not be saved for a later backward."""
+    with torch.inference_mode(False):
+        s_idx, t_idx = torch.arange(t)[:, None], torch.arange(t)[None, :]
+        lag = s_idx - t_idx + pad  # input frame s feeds output frame t through tap s - t + pad
+        valid = (lag >= 0) & (lag < k)
+        ci, oi = torch.arange(c)[:, None, None, None], torch.arange(o)[None, None, :, None]
+        index = (oi * c + ci) * k + lag.clamp(0, k - 1)[None, :, None, :]  # (C, S, O, T)
+        return index.reshape(c * t, o * t), valid[None, :, None, :].expand(c, t, o, t).reshape(c * t, o * t)
 
 
 def conv_over_time(g: torch.Tensor, conv: nn.Conv1d | nn.Conv2d) -> torch.Tensor:

@@ -12,7 +12,15 @@ box moves. :class:`TrajectoryFlow` models exactly that, per camera:
 all relative to the frame (coordinates divided by its width and height), with the box of the
 detected joints (``vadflow.data.windows.trajectory_features``). ``g`` is a linear map of the
 per-frame box trajectory with the window's own statistics: position and size enter once, as
-the normalisation's parameters, motion as differences.
+the normalisation's parameters, motion as differences (``features=frames``).
+
+``features=summary`` keeps the place part and replaces the 4 (T - 1) per-frame differences by six
+numbers of motion, each in body heights so that one speed means the same near and far from the
+camera (``trajectory_summary``): the centre's mean velocity (x, y), the log of its mean speed, the
+log of its frame-to-frame jitter about that velocity, the rate of change of log height (walking
+towards or away from the camera) and the log of its jitter. Ten numbers in all: box jitter of the
+pose detector is most of the per-frame differences, and a density over 4 (T - 1) of them spends
+its capacity there.
 
 The density is a conditional flow (ActNorm -> channel reversal -> affine coupling, the same
 :class:`vadflow.nn.flow.FlowStep` as every pose flow) whose coupling networks are MLPs that also
@@ -33,6 +41,9 @@ from vadflow.data.cameras import CAMERA_SLOTS
 from vadflow.nn.flow import Flow, FlowStep, gaussian_log_prob
 
 N_TRAJECTORY = 4  # per-frame box features: centre x, centre y, log width, log height
+N_SUMMARY = 10  # features=summary: 3 normalisation parameters + aspect + 6 motion numbers
+FEATURES = ("frames", "summary")
+SUMMARY_EPS = 1e-3  # body heights per frame: below the pose detector's jitter, keeps the logs finite
 
 
 def trajectory_vector(traj: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
@@ -40,6 +51,21 @@ def trajectory_vector(traj: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
     aspect = (traj[..., 2] - traj[..., 3]).mean(1, keepdim=True)
     motion = traj[:, 1:] - traj[:, :-1]  # (B, T - 1, 4)
     return torch.cat([norm, aspect, motion.flatten(1)], 1)
+
+
+def trajectory_summary(traj: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """(B, T, 4) box trajectory + (B, 3) normalisation parameters -> (B, 10) summary ``g``."""
+    centre, log_w, log_h = traj[..., :2], traj[..., 2], traj[..., 3]
+    height = log_h.mean(1).exp()[:, None]
+    aspect = (log_w - log_h).mean(1, keepdim=True)
+    step = (centre[:, 1:] - centre[:, :-1]) / height[..., None]  # (B, T - 1, 2), body heights per frame
+    velocity = step.mean(1)
+    speed = (step.norm(dim=-1).mean(1, keepdim=True) + SUMMARY_EPS).log()
+    jitter = ((step - velocity[:, None]).norm(dim=-1).mean(1, keepdim=True) + SUMMARY_EPS).log()
+    scale_step = log_h[:, 1:] - log_h[:, :-1]
+    scale_rate = scale_step.mean(1, keepdim=True)
+    scale_jitter = ((scale_step - scale_rate).abs().mean(1, keepdim=True) + SUMMARY_EPS).log()
+    return torch.cat([norm, aspect, velocity, speed, jitter, scale_rate, scale_jitter], 1)
 
 
 class CameraMLP(nn.Module):
@@ -61,14 +87,18 @@ class CameraMLP(nn.Module):
 class TrajectoryFlow(nn.Module):
     """Exact density of the trajectory vector ``g`` given the camera.
 
-    ``K`` flow steps over the ``4 T`` channels of ``g`` (as a (B, 4T, 1, 1) tensor), prior
-    N(0, I). Training marks the cameras it saw (buffer ``seen``); at scoring time an unseen
+    ``K`` flow steps over the channels of ``g`` (``4 T`` for ``features=frames``, 10 for
+    ``summary``; as a (B, C, 1, 1) tensor), prior N(0, I). Training marks the cameras it saw (buffer ``seen``); at scoring time an unseen
     camera is scored as "unknown"."""
 
     def __init__(self, seg_len: int = 24, K: int = 4, hidden: int = 64, camera_dim: int = 8, camera_dropout: float = 0.1,
-                 n_cameras: int = CAMERA_SLOTS):
+                 n_cameras: int = CAMERA_SLOTS, features: str = "frames"):
         super().__init__()
-        self.seg_len, self.dim = int(seg_len), N_TRAJECTORY * int(seg_len)
+        if features not in FEATURES:
+            raise ValueError(f"trajectory features must be one of {FEATURES}, got {features!r}")
+        self.features = features
+        self.seg_len = int(seg_len)
+        self.dim = N_TRAJECTORY * self.seg_len if features == "frames" else N_SUMMARY
         self.camera_dropout = float(camera_dropout)
         self.camera = nn.Embedding(n_cameras, camera_dim)
         self.register_buffer("seen", torch.zeros(n_cameras, dtype=torch.bool))
@@ -91,7 +121,7 @@ class TrajectoryFlow(nn.Module):
             raise ValueError("this model scores the trajectory too: its batches need traj / norm / camera "
                              "(PoseDataModule(trajectory_features=True), WindowBuilder.row_camera)")
         with torch.autocast(device_type=batch["traj"].device.type, enabled=False):
-            g = trajectory_vector(batch["traj"].float(), batch["norm"].float())
+            g = (trajectory_vector if self.features == "frames" else trajectory_summary)(batch["traj"].float(), batch["norm"].float())
             z, logdet = self.flow(g[..., None, None], self.condition(batch["camera"]))
             return -(gaussian_log_prob(z, 0.0) + logdet)
 

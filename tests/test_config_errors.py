@@ -1,0 +1,67 @@
+"""Config mistakes end a command in one line naming the key or option, exit 2, before any data is read."""
+import sys
+
+import pytest
+
+from vadflow.config_check import ConfigError, check_config
+
+from .conftest import compose
+
+
+def run_command(module, argv, monkeypatch, capsys, tmp_path):
+    """A console command in this process (as its entry point runs it): exit code and stderr."""
+    monkeypatch.setattr(sys, "argv", [module, *argv, f"hydra.run.dir={tmp_path / 'run'}", "logger=none"][: None if module != "vadflow-eval" else -1])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    import vadflow.evaluate
+    import vadflow.prepare
+    import vadflow.train
+
+    entry = {"vadflow-train": vadflow.train.main, "vadflow-eval": vadflow.evaluate.main, "vadflow-prepare": vadflow.prepare.main}[module]
+    with pytest.raises(SystemExit) as exit_info:
+        entry()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    ("vadflow-train", ["dataset=no_such_dataset"], "unknown dataset 'no_such_dataset' (known: hr_avenue, hr_shanghaitech, poselift"),
+    ("vadflow-prepare", ["dataset=no_such_dataset"], "unknown dataset 'no_such_dataset' (known: hr_avenue"),
+    ("vadflow-train", ["method=nope"], "unknown method 'nope' (known: daflow, daflow_random, dsnf, gmfcvae"),
+    ("vadflow-train", ["dataset.seg_lenn=16"], "config key dataset.seg_lenn does not exist (did you mean dataset.seg_len?)"),
+    ("vadflow-train", ["+dataset.seg_lenn=16"], "config key dataset.seg_lenn is not an option of the dataset (did you mean dataset.seg_len?)"),
+    ("vadflow-train", ["dataset.missing_joints=impue"], "dataset.missing_joints='impue' is not one of impute, zeros"),
+    ("vadflow-train", ["trajectory=flow", "trajectory.combine=bogus"], "trajectory.combine='bogus' is not one of max, standardised, likelihood"),
+    ("vadflow-train", ["method=dsnf", "+method.model.frame_attention=true"], "config key method.model.frame_attention is not an option of DSNF"),
+    ("vadflow-train", ["loss=awam", "+loss.tauu=2"], "config key loss.tauu is not an option of AWAM (did you mean loss.tau?)"),
+    ("vadflow-train", ["dataset.seg_len=["], "cannot read the command-line overrides"),
+    ("vadflow-eval", [], "ckpt_path is required: pass ckpt_path=..."),
+])
+def test_config_mistakes_are_one_line_exit_2(module, argv, message, monkeypatch, capsys, tmp_path):
+    code, err = run_command(module, argv, monkeypatch, capsys, tmp_path)
+    assert code == 2
+    assert err.startswith("vadflow: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["+dataset.synthetic.n_train_clip=3"], "dataset.synthetic.n_train_clip is not an option of the synthetic generator (did you mean dataset.synthetic.n_train_clips"),
+    (["dataset.protocols=[mocodad,foo]"], "dataset.protocols='foo' is not one of"),
+    (["dataset.short_tracks=reflekt"], "dataset.short_tracks='reflekt' is not one of skip, reflect, edge"),
+    (["trajectory=flow", "+trajectory.hiden=3"], "trajectory.hiden is not an option of TrajectoryFlow (did you mean trajectory.hidden?)"),
+    (["trajectory=flow", "trajectory.features=boxes"], "trajectory.features='boxes' is not one of frames, summary"),
+    (["method=msgflow", "+method.model.Kk=3"], "method.model.Kk is not an option of MSGFlow (did you mean method.model.K?)"),
+])
+def test_unusable_keys_and_values_are_refused(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        check_config(compose("train", overrides + ["paths.output_dir=."]))
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["+dataset.synthetic.n_train_clips=3"],  # a generator option the YAML leaves at its default
+    ["method=daflow", "method.model.frame_attention=false"],
+    ["experiment=dsnf/hr_shanghaitech"],
+    ["method=gmfcvae", "loss=gmm_energy", "trajectory=flow"],
+])
+def test_usable_options_pass(overrides):
+    check_config(compose("train", overrides + ["paths.output_dir=."]))

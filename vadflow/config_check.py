@@ -1,0 +1,126 @@
+"""Config mistakes fail before any data is read, in one line that names the key.
+
+Hydra itself refuses an override of a key that does not exist (``dataset.seg_lenn=16``), but its
+``+`` form adds any key, and a key nothing reads would train silently with the typo. So every key
+of the dataset, method model, loss and trajectory nodes must be an option of the code that reads
+it: the ``_target_``'s constructor (or the dataset's ``PoseDataModule``, the synthetic
+generator). A node takes free options only where that code takes ``**kwargs``. Enumerated options
+(``missing_joints``, ``short_tracks``, ``protocols``, ...) are checked here too.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from vadflow.data.types import DataError
+
+
+class ConfigError(DataError):
+    """A config value or key the code cannot use (one line, exit 2)."""
+
+
+# keys of a dataset node that PoseDataModule does not take: read by the prepare step or the table
+DATASET_KEYS_READ_ELSEWHERE = {"root", "description"}
+# enumerated options of the dataset node: key -> allowed values
+DATASET_CHOICES = {"missing_joints": ("impute", "zeros"), "short_tracks": ("skip", "reflect", "edge")}
+
+
+def parameters(fn: Callable) -> tuple[set[str], bool]:
+    """(named parameters, takes free options) of a callable. A class's constructor that passes
+    ``**kwargs`` on to its base's takes the base's parameters too, up the MRO; only a ``**kwargs``
+    that reaches no further constructor takes free options."""
+    if not inspect.isclass(fn):
+        sig = inspect.signature(fn)
+        named = {n for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"}
+        return named, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    named: set[str] = set()
+    for cls in fn.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        if cls.__module__.split(".")[0] != "vadflow":  # torch.nn.Module and the like: no options
+            return named, False
+        own, passes_on = parameters(init)
+        named |= own
+        if not passes_on:
+            return named, False
+    return named, False
+
+
+def unknown_key(path: str, key: str, known: set[str], what: str) -> ConfigError:
+    close = difflib.get_close_matches(key, sorted(known), n=3)
+    hint = f" (did you mean {', '.join(f'{path}.{c}' for c in close)}?)" if close else f" (known: {', '.join(sorted(known))})"
+    return ConfigError(f"config key {path}.{key} is not an option of {what}{hint}")
+
+
+def check_keys(node: dict, path: str, fn: Callable, what: str, extra: set[str] = frozenset(), free_ok: bool = True) -> None:
+    named, free = parameters(fn)
+    if free and free_ok:
+        return
+    for key in node:
+        if not str(key).startswith("_") and key not in named | set(extra):
+            raise unknown_key(path, str(key), named | set(extra), what)
+
+
+def check_target(node, path: str, extra: set[str] = frozenset()) -> None:
+    """A ``_target_`` node: the target must exist and every key must be one of its parameters."""
+    from hydra.utils import get_object
+
+    if not isinstance(node, dict) or "_target_" not in node:
+        return
+    try:
+        target = get_object(node["_target_"])
+    except Exception as exc:  # noqa: BLE001 - any import failure is the same config mistake
+        raise ConfigError(f"{path}._target_: cannot import {node['_target_']!r} ({exc})") from None
+    check_keys(node, path, target, node["_target_"].rsplit(".", 1)[-1], extra)
+    for key, value in node.items():  # nested instantiated nodes (e.g. a method's sub-networks)
+        if isinstance(value, dict) and "_target_" in value:
+            check_target(value, f"{path}.{key}")
+
+
+def check_choice(value, allowed, key: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def check_dataset(ds: dict, path: str = "dataset") -> None:
+    from vadflow.data.datamodule import PoseDataModule
+    from vadflow.data.synthetic import generate_synthetic
+    from vadflow.scoring import PROTOCOLS
+
+    # PoseDataModule's **_unused only lets old checkpoints' dataset configs load: not free options
+    check_keys(ds, path, PoseDataModule.__init__, "the dataset", DATASET_KEYS_READ_ELSEWHERE, free_ok=False)
+    for key, allowed in DATASET_CHOICES.items():
+        if key in ds:
+            check_choice(ds[key], allowed, f"{path}.{key}")
+    for protocol in ds.get("protocols") or ():
+        check_choice(protocol, tuple(PROTOCOLS), f"{path}.protocols")
+    if isinstance(ds.get("synthetic"), dict):
+        check_keys(ds["synthetic"], f"{path}.synthetic", generate_synthetic, "the synthetic generator")
+
+
+def check_trajectory(node: dict) -> None:
+    from vadflow.methods.trajectory_aware import COMBINE_RULES, TrajectoryAware
+    from vadflow.nn.trajectory import FEATURES
+
+    wrapper, _ = parameters(TrajectoryAware)
+    check_target(node, "trajectory", extra=wrapper - {"pose", "trajectory"})
+    check_choice(node.get("combine", "max"), COMBINE_RULES, "trajectory.combine")
+    check_choice(node.get("features", "frames"), FEATURES, "trajectory.features")
+
+
+def check_config(cfg: DictConfig | dict) -> None:
+    """Every node a command reads: raise :class:`ConfigError` on the first key or value it cannot use."""
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    if isinstance(plain.get("dataset"), dict):
+        check_dataset(plain["dataset"])
+    method = plain.get("method")
+    if isinstance(method, dict) and isinstance(method.get("model"), dict):
+        check_target(method["model"], "method.model", extra={"objective"})
+    if isinstance(plain.get("loss"), dict):
+        check_target(plain["loss"], "loss")
+    if isinstance(plain.get("trajectory"), dict):
+        check_trajectory(plain["trajectory"])
