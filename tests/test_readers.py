@@ -2,6 +2,7 @@
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,44 @@ def test_empty_files_nan_joints_and_duplicate_frames_are_counted_skips():
     assert list(frames) == [0, 1] and kp[0, 0, 0] == 10.0  # first duplicate kept
     assert kp[1, 2, 2] == 0.0 and np.isfinite(kp).all()
     assert skips == {"empty track file skipped": 1, "duplicate frames dropped (first kept)": 1, "non-finite joints treated as missing": 1}
+    assert skips.files == {"empty track file skipped": ["empty.csv"], "duplicate frames dropped (first kept)": ["t.csv"],
+                           "non-finite joints treated as missing": ["t.csv"]}
+
+
+def _poselift_tree(tmp_path, extra_train: dict[str, bytes] = {}):  # noqa: B006 - read only
+    root = tmp_path / "PoseLift"
+    for folder in ("pose/train", "pose/test", "gt/test_frame_mask"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "pose" / "train" / "01_001_alphapose_tracked_person.json").write_bytes(alphapose({1: range(30)}))
+    for name, data in extra_train.items():
+        (root / "pose" / "train" / f"{name}_alphapose_tracked_person.json").write_bytes(data)
+    (root / "pose" / "test" / "01_0002_alphapose_tracked_person.json").write_bytes(alphapose({4: range(5, 35)}))
+    np.save(root / "gt" / "test_frame_mask" / "01_0002.npy", np.r_[np.zeros(20), np.ones(20)].astype(np.int64))
+
+
+def test_skipped_files_are_named_kept_in_the_cache_and_strict_refuses_them(tmp_path, caplog):
+    doc = json.loads(alphapose({2: range(30)}))
+    doc["2"]["3"]["keypoints"][0] = float("nan")
+    _poselift_tree(tmp_path, {"01_002": b"{}", "01_003": json.dumps(doc).encode()})
+    clean = tmp_path / "clean"
+    _poselift_tree(clean)
+    with caplog.at_level("WARNING"):
+        train, test, info = load_prepared("poselift", tmp_path, tmp_path / "cache")
+    empty, nan = "PoseLift/pose/train/01_002_alphapose_tracked_person.json", "PoseLift/pose/train/01_003_alphapose_tracked_person.json"
+    assert info["skipped"] == {"empty JSON file (no people) skipped": {"count": 1, "files": [f"pose/train/{Path(empty).name}"]},
+                               "non-finite joints treated as missing": {"count": 1, "files": [f"pose/train/{Path(nan).name}"]}}
+    assert f"poselift: empty JSON file (no people) skipped: 1 in 1 file(s): pose/train/{Path(empty).name}" in caplog.text
+    log_file = Path(info["cache"]).with_suffix(".skipped.json")
+    assert json.loads(log_file.read_text())["skipped"] == info["skipped"]
+    # the skipped file is absent and nothing else changed: the clean tree's tracks plus the repaired one
+    ref_train, ref_test, _ = load_prepared("poselift", clean, tmp_path / "cache_clean")
+    assert train.n_tracks == ref_train.n_tracks + 1 and np.array_equal(test.kp, ref_test.kp)
+    again = load_prepared("poselift", tmp_path, tmp_path / "cache")
+    assert again[2]["cached"] and again[2]["skipped"] == info["skipped"]  # a cached load still knows
+    for force in (False, True):  # strict: cached or not, every skip is an error naming the file
+        with pytest.raises(DataError, match=r"strict: poselift: empty JSON file .*/01_002_alphapose"):
+            load_prepared("poselift", tmp_path, tmp_path / "cache", strict=True, force=force)
+    assert load_prepared("poselift", clean, tmp_path / "cache_clean", strict=True)[2]["skipped"] == {}
 
 
 @pytest.mark.parametrize(

@@ -120,7 +120,7 @@ def read_clips(sources: list[ClipSource], skips: SkipLog, workers: int | None = 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         results = list(pool.map(_read_one, sources))
     for _, counts in results:
-        skips.update(counts)
+        skips.merge(counts)
     return [tracks for tracks, _ in results]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vadflow.data.prepare_arrays import PreparedSplit, prepare_split
+from vadflow.data.readers import SkipLog
 from vadflow.data.sources import load_raw, source_files
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,12 @@ def load_prepared(
     synthetic: dict | None = None,
     force: bool = False,
     fix_train_frame_offset: bool = False,
+    strict: bool = False,
 ) -> tuple[PreparedSplit, PreparedSplit, dict]:
-    """Return ``(train, test, info)``, preparing and caching on first use."""
+    """Return ``(train, test, info)``, preparing and caching on first use. ``info["skipped"]``:
+    what the readers skipped or repaired, per kind, with every file name (kept in the cache, so a
+    cached load reports it too; ``<key>.skipped.json`` beside the cache lists it). ``strict``: any
+    skip is an error."""
     settings = {"missing_joints": missing_joints, "conf_threshold": float(conf_threshold)}
     if fix_train_frame_offset:  # only when set, so the caches of the default reading keep their keys
         settings["fix_train_frame_offset"] = True
@@ -57,14 +62,22 @@ def load_prepared(
     if path.exists() and not force:
         with np.load(path, allow_pickle=False) as z:
             train, test = PreparedSplit.from_arrays(z, "train_"), PreparedSplit.from_arrays(z, "test_")
-        return train, test, {"cache": str(path), "cached": True, "seconds": time.perf_counter() - t0}
-    raw_train, raw_test = load_raw(name, data_root, synthetic, fix_train_frame_offset)
+            skipped = json.loads(str(z["skipped_json"])) if "skipped_json" in z.files else None  # None: a cache from before it was kept
+        if strict and skipped:
+            SkipLog.from_summary(skipped).check_strict(name)
+        return train, test, {"cache": str(path), "cached": True, "seconds": time.perf_counter() - t0, "skipped": skipped}
+    skips = SkipLog()
+    raw_train, raw_test = load_raw(name, data_root, synthetic, fix_train_frame_offset, skips=skips)
+    if strict:
+        skips.check_strict(name)
     train = prepare_split(raw_train, missing_joints, conf_threshold, where=f"{name} train: ")
     test = prepare_split(raw_test, missing_joints, conf_threshold, where=f"{name} test: ")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **train.arrays("train_"), **test.arrays("test_"))
+    np.savez(tmp, **train.arrays("train_"), **test.arrays("test_"), skipped_json=np.array(json.dumps(skips.summary())))
     os.replace(tmp, path)  # atomic: parallel jobs never read half a file
+    if skips:
+        skips.report(name, path.with_suffix(".skipped.json"))
     seconds = time.perf_counter() - t0
     log.info("prepared %s in %.1f s -> %s", name, seconds, path)
-    return train, test, {"cache": str(path), "cached": False, "seconds": seconds}
+    return train, test, {"cache": str(path), "cached": False, "seconds": seconds, "skipped": skips.summary()}

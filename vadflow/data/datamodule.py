@@ -90,6 +90,7 @@ class PoseDataModule(L.LightningDataModule):
         short_min_len: int = 8,
         synthetic: dict | None = None,
         fix_train_frame_offset: bool = False,
+        strict: bool = False,
         trajectory_features: bool = False,
         **_unused,
     ):
@@ -119,6 +120,7 @@ class PoseDataModule(L.LightningDataModule):
         self.val_set = None
         self.synthetic = dict(synthetic or {})
         self.fix_train_frame_offset = bool(fix_train_frame_offset)
+        self.strict = bool(strict)  # every skipped or repaired input is an error
         self.trajectory_features = bool(trajectory_features)  # batches carry traj / norm / camera (trajectory models)
         self.train_set = self.test_set = None
         self.prepare_info: dict = {}
@@ -131,7 +133,7 @@ class PoseDataModule(L.LightningDataModule):
         if self.name != "synthetic" and not Path(self.data_root).exists():
             raise DataError(f"data root {self.data_root} does not exist (set paths.data_root=... or VADFLOW_DATA)")
         return load_prepared(self.name, self.data_root, self.cache_dir, self.missing_joints, self.conf_threshold, self.synthetic,
-                             fix_train_frame_offset=self.fix_train_frame_offset)
+                             fix_train_frame_offset=self.fix_train_frame_offset, strict=self.strict)
 
     def setup(self, stage: str | None = None) -> None:
         if self.test_set is not None:

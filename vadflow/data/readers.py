@@ -31,11 +31,60 @@ CSV_COLUMNS = 1 + 2 * N_JOINTS_COCO  # frame + (x, y) * 17
 
 
 class SkipLog(Counter):
-    """Counts what a reader skipped or repaired, so a run can report it once instead of crashing."""
+    """What a reader skipped or repaired, per kind: how many (the Counter) and in which files
+    (``files``), so a run reports it once, naming the files, instead of crashing."""
 
-    def report(self, source: str) -> None:
-        for what, n in sorted(self.items()):
-            log.warning("%s: %s (%d)", source, what, n)
+    SHOWN = 5  # file names printed per kind; every name goes to the summary and the log file
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.files: dict[str, list[str]] = {}
+
+    def note(self, kind: str, name: str, n: int = 1) -> None:
+        self[kind] += n
+        names = self.files.setdefault(kind, [])
+        if not names or names[-1] != name:
+            names.append(name)
+
+    def merge(self, other: "SkipLog") -> None:
+        self.update(other)
+        for kind, names in getattr(other, "files", {}).items():
+            self.files.setdefault(kind, []).extend(names)
+
+    def summary(self) -> dict:
+        """``{kind: {"count": n, "files": [...]}}`` for metrics.json and the prepare info."""
+        return {kind: {"count": int(n), "files": list(dict.fromkeys(self.files.get(kind, [])))} for kind, n in sorted(self.items())}
+
+    def __reduce__(self):  # Counter pickles its counts only; worker processes return the file names too
+        return (type(self).from_summary, (self.summary(),))
+
+    @classmethod
+    def from_summary(cls, summary: dict) -> "SkipLog":
+        skips = cls()
+        for kind, entry in summary.items():
+            skips.update({kind: int(entry["count"])})
+            skips.files[kind] = list(entry["files"])
+        return skips
+
+    def lines(self, source: str) -> list[str]:
+        out = []
+        for kind, entry in self.summary().items():
+            names = entry["files"]
+            shown = ", ".join(names[: self.SHOWN]) + (f", ... ({len(names) - self.SHOWN} more)" if len(names) > self.SHOWN else "")
+            out.append(f"{source}: {kind}: {entry['count']} in {len(names)} file(s): {shown}")
+        return out
+
+    def report(self, source: str, log_file: str | Path | None = None) -> None:
+        """One warning per kind with the first file names; every name in ``log_file`` (if given)."""
+        for line in self.lines(source):
+            log.warning("%s", line)
+        if log_file is not None and self:
+            Path(log_file).write_text(json.dumps({"source": source, "skipped": self.summary()}, indent=1))
+
+    def check_strict(self, source: str) -> None:
+        """``strict``: every skip is an error."""
+        if self:
+            raise DataError("strict: " + "; ".join(self.lines(source)) + " (dataset.strict=false skips them)")
 
 
 # ----------------------------------------------------------------------------- sources
@@ -73,7 +122,7 @@ def parse_mpedrnn_csvs(files: list[tuple[str, bytes]], skips: SkipLog) -> list[t
     for name, data in files:
         text = data.strip()
         if not text:
-            skips["empty track file skipped"] += 1
+            skips.note("empty track file skipped", name)
             continue
         n_rows = text.count(b"\n") + 1
         if text.count(b",") != n_rows * (CSV_COLUMNS - 1):
@@ -127,14 +176,14 @@ def _finish_track(name: str, frames: np.ndarray, kp: np.ndarray, skips: SkipLog)
     """Shared clean-up: non-finite joints -> missing, (0, 0) -> missing, sort, drop duplicate frames."""
     bad = ~np.isfinite(kp).all(-1)
     if bad.any():
-        skips["non-finite joints treated as missing"] += int(bad.sum())
+        skips.note("non-finite joints treated as missing", name, int(bad.sum()))
         kp[bad] = 0.0
     kp[(kp[..., 0] == 0) & (kp[..., 1] == 0), 2] = 0.0  # MPED-RNN / AlphaPose: (0, 0) = not detected
     order = np.argsort(frames, kind="stable")
     frames, kp = frames[order], kp[order]
     dup = np.r_[False, frames[1:] == frames[:-1]]
     if dup.any():
-        skips["duplicate frames dropped (first kept)"] += int(dup.sum())
+        skips.note("duplicate frames dropped (first kept)", name, int(dup.sum()))
         frames, kp = frames[~dup], kp[~dup]
     return frames, kp
 
@@ -161,6 +210,8 @@ def parse_alphapose_json(name: str, data: bytes, clip: str, skips: SkipLog) -> l
         raise DataError(f"{name}: malformed JSON ({exc})") from exc
     if not isinstance(doc, dict):
         raise DataError(f"{name}: expected an object {{person: {{frame: {{keypoints, scores}}}}}}, got {type(doc).__name__}")
+    if not doc:
+        skips.note("empty JSON file (no people) skipped", name)
     tracks = []
     for person_key, person in doc.items():
         try:
@@ -170,7 +221,7 @@ def parse_alphapose_json(name: str, data: bytes, clip: str, skips: SkipLog) -> l
         if not isinstance(person, dict):
             raise DataError(f"{name}: person {person_key}: expected an object of frames")
         if not person:
-            skips["person with no frames skipped"] += 1
+            skips.note("person with no frames skipped", name)
             continue
         frames, kps = [], []
         for frame_key, entry in person.items():

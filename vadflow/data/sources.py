@@ -56,8 +56,9 @@ def source_files(name: str, data_root: str | Path) -> list[Path]:
 
 
 def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None,
-             fix_train_frame_offset: bool = False) -> tuple[RawSplit, RawSplit]:
-    """``fix_train_frame_offset``: HR-ShanghaiTech only, see :func:`undo_train_frame_offset`."""
+             fix_train_frame_offset: bool = False, skips: SkipLog | None = None) -> tuple[RawSplit, RawSplit]:
+    """``fix_train_frame_offset``: HR-ShanghaiTech only, see :func:`undo_train_frame_offset`.
+    What the readers skip or repair is noted in ``skips`` (and reported once, with file names)."""
     if fix_train_frame_offset and name != "hr_shanghaitech":
         raise DataError(f"dataset.fix_train_frame_offset applies to hr_shanghaitech only (its training CSVs), not {name}")
     if name == "synthetic":
@@ -65,7 +66,8 @@ def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None,
 
         return generate_synthetic(**(synthetic or {}))
     sources = source_files(name, data_root)
-    skips = SkipLog()
+    own_log = skips is None
+    skips = SkipLog() if own_log else skips
     if name in _HR_FOLDERS:
         train, test = _load_mpedrnn(name, sources[0], skips)
         if fix_train_frame_offset:
@@ -76,7 +78,8 @@ def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None,
         json_path, mask_path = sources
         tracks = parse_alphapose_json(str(json_path), json_path.read_bytes(), "01_0014", skips)
         train, test = RawSplit([]), RawSplit(tracks, {"01_0014": parse_mask(str(mask_path), mask_path.read_bytes())})
-    skips.report(name)
+    if own_log:  # else the caller reports it (with the log file)
+        skips.report(name)
     return train, test
 
 
