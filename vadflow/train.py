@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from vadflow.config_check import check_config
 from vadflow.data.datamodule import PoseDataModule
 from vadflow.methods import needs_trajectory
 from vadflow.module import AnomalyModule, count_trainable, load_evaluation
+from vadflow.resume import Interrupted, epoch_checkpoints, resume_checkpoint, stop_on_sigterm
 from vadflow.scoring import format_result
 
 log = logging.getLogger("vadflow.train")
@@ -90,7 +92,6 @@ def log_to_wandb(loggers: list, cfg: DictConfig, record: dict, out_dir: Path, dm
 
 def finish_wandb(failed: bool) -> None:
     """Close the W&B run of this job, also when it failed (multiruns start the next job clean)."""
-    import sys
 
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
@@ -171,10 +172,20 @@ def calibrate(method, dm: PoseDataModule, cfg: DictConfig) -> dict:
 
 
 def _fit_and_test(cfg, method_cfg: dict, dm, method, module, loggers, out_dir: Path, threads: int) -> dict:
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir))
+    ckpt_path = resume_checkpoint(cfg.get("resume"))
+    callbacks = epoch_checkpoints(out_dir) if cfg.get("save_every_epoch", True) else []
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir), callbacks=callbacks,
+                                      **({"enable_checkpointing": True} if callbacks else {}))
     t0 = time.perf_counter()
     if int(cfg.trainer.max_epochs) > 0 and count_trainable(method) > 0:
-        trainer.fit(module, datamodule=dm)
+        try:
+            with stop_on_sigterm():
+                trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        except Interrupted:
+            saved = out_dir / "checkpoints" / "last.ckpt"
+            where = f"continue with resume={out_dir}" if saved.is_file() else "no epoch was complete: start again"
+            print(f"vadflow: interrupted by SIGTERM during epoch {trainer.current_epoch + 1}; {where}", file=sys.stderr)
+            sys.exit(143)
     else:  # e.g. DA-Flow's random_projection mode: nothing is trained
         log.info("no training: %d epochs, %d trainable parameters", int(cfg.trainer.max_epochs), count_trainable(method))
     fit_statistics(method, dm)

@@ -1,0 +1,61 @@
+"""A run killed mid-training and resumed ends with the same weights and AUC as one that was not."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from vadflow.resume import resume_checkpoint
+from vadflow.data.types import DataError
+
+EPOCHS = 5
+
+
+def _train_command(run_dir, cache, *extra):
+    return [sys.executable, "-m", "vadflow.train", "dataset=synthetic_global", "trajectory=flow", "seed=3", f"trainer.max_epochs={EPOCHS}",
+            "+dataset.synthetic.n_train_clips=12", "+dataset.synthetic.n_test_clips=4", "+dataset.synthetic.clip_len=300",
+            "logger=none", "calibrate=false", "threads=1", "+trainer.enable_progress_bar=false", f"paths.cache_dir={cache}",
+            f"hydra.run.dir={run_dir}", *extra]
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    cache = tmp_path / "cache"
+    whole, killed, resumed = tmp_path / "whole", tmp_path / "killed", tmp_path / "resumed"
+    subprocess.run(_train_command(whole, cache), check=True, capture_output=True, env=_env(), timeout=600)
+    proc = subprocess.Popen(_train_command(killed, cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
+    last = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143 and not (killed / "metrics.json").exists(), "the run ended before it was interrupted"
+    assert f"interrupted by SIGTERM during epoch" in err and f"continue with resume={killed}" in err
+    epoch_at_kill = torch.load(last, weights_only=True)["epoch"]
+    assert epoch_at_kill < EPOCHS - 1
+    subprocess.run(_train_command(resumed, cache, f"resume={killed}"), check=True, capture_output=True, env=_env(), timeout=600)
+    a = torch.load(whole / "model.ckpt", weights_only=True)
+    b = torch.load(resumed / "model.ckpt", weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (whole, resumed))
+    assert ma["epochs"] == mb["epochs"] == EPOCHS
+    assert {p: r["auc"] for p, r in ma["protocols"].items()} == {p: r["auc"] for p, r in mb["protocols"].items()}
+
+
+def test_resume_from_a_folder_without_a_checkpoint_names_it(tmp_path):
+    with pytest.raises(DataError, match="no such run directory"):
+        resume_checkpoint(str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="no checkpoints/last.ckpt"):
+        resume_checkpoint(str(tmp_path))
+    assert resume_checkpoint(None) is None

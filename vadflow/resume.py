@@ -1,0 +1,83 @@
+"""Training that survives an interruption: a checkpoint every epoch, and ``resume=RUN_DIR``.
+
+Every epoch the run writes ``checkpoints/last.ckpt`` (Lightning's: weights, optimiser, epoch,
+and the random number generators' states). ``vadflow-train <same overrides> resume=RUN_DIR``
+continues from it: the resumed run sees the same data order and the same random draws from the
+next epoch on as the uninterrupted run would, so it ends with the same weights and AUC. Why the
+generators: the training loader's shuffle draws each epoch's order from torch's global
+generator, which Lightning does not keep in its checkpoints.
+
+A SIGTERM (a preempted SLURM job) during training stops the run at once, without writing a
+checkpoint of the half-done epoch, and the command exits with code 143 naming the run directory
+to resume from. (Lightning alone ignores SIGTERM outside SLURM and would train on.)
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from vadflow.data.types import DataError
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+
+
+class RandomState(L.Callback):
+    """Saves and restores the torch, numpy and Python generators with each checkpoint (plain
+    lists and tensors: the checkpoint still loads with ``weights_only=True``)."""
+
+    def state_dict(self) -> dict:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        return {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+                "python": [list(v) if isinstance(v, tuple) else v for v in random.getstate()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+
+
+def epoch_checkpoints(out_dir: Path) -> list[L.Callback]:
+    """Callbacks that write ``out_dir/checkpoints/last.ckpt`` at the end of every training epoch."""
+    return [ModelCheckpoint(dirpath=str(Path(out_dir) / CHECKPOINT_DIR), filename="last", save_top_k=1, monitor=None,
+                            every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False),
+            RandomState()]
+
+
+class Interrupted(BaseException):
+    """Training stopped by SIGTERM (a BaseException: nothing on the way may swallow it)."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """Within the block, SIGTERM raises :class:`Interrupted` (Lightning composes its own handler
+    with this one)."""
+    def handler(signum, frame):
+        raise Interrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def resume_checkpoint(run_dir: str | None) -> str | None:
+    """The checkpoint to continue from (``resume=RUN_DIR``), or None to start afresh."""
+    if not run_dir:
+        return None
+    path = Path(run_dir) / CHECKPOINT_DIR / LAST
+    if not Path(run_dir).is_dir():
+        raise DataError(f"resume={run_dir}: no such run directory")
+    if not path.is_file():
+        raise DataError(f"resume={run_dir}: no {CHECKPOINT_DIR}/{LAST} there (the run saved no epoch yet, or ran with save_every_epoch=false)")
+    return str(path)
