@@ -77,6 +77,13 @@ def _poselift_tree(tmp_path, extra_train: dict[str, bytes] = {}):  # noqa: B006 
     np.save(root / "gt" / "test_frame_mask" / "01_0002.npy", np.r_[np.zeros(20), np.ones(20)].astype(np.int64))
 
 
+def test_a_test_folder_without_tracks_is_an_error_naming_it(tmp_path):
+    _poselift_tree(tmp_path)
+    (tmp_path / "PoseLift" / "pose" / "test" / "01_0002_alphapose_tracked_person.json").unlink()
+    with pytest.raises(DataError, match=r"PoseLift: no test tracks: pose/test holds no"):
+        load_raw("poselift", tmp_path)
+
+
 def test_skipped_files_are_named_kept_in_the_cache_and_strict_refuses_them(tmp_path, caplog):
     doc = json.loads(alphapose({2: range(30)}))
     doc["2"]["3"]["keypoints"][0] = float("nan")

@@ -146,6 +146,8 @@ def _load_alphapose_tree(source: Path, folder: str, skips: SkipLog) -> tuple[Raw
             masks[m.group(1)] = parse_mask(path, data)
     if not tracks["train"] or not masks:
         raise DataError(f"{source}: no training JSON or test masks found in the STG-NF layout (pose/train, gt/test_frame_mask)")
+    if not tracks["test"]:
+        raise DataError(f"{source}: no test tracks: pose/test holds no *_alphapose_tracked_person.json with a person in it")
     return RawSplit(tracks["train"]), RawSplit(tracks["test"], masks)
 
 
