@@ -55,25 +55,6 @@ def test_motion_summary_of_a_hand_made_walk_is_in_body_heights():
     assert torch.allclose(trajectory_summary(near, norm)[0, 4:], g[0, 4:])
 
 
-def test_summary_trajectory_flow_log_determinant_is_exact_float64():
-    torch.manual_seed(0)
-    flow = TrajectoryFlow(seg_len=6, K=3, hidden=16, camera_dim=4, features="summary").double().train()
-    batch = {"traj": torch.randn(64, 6, 4, dtype=torch.float64), "norm": torch.randn(64, 3, dtype=torch.float64),
-             "camera": torch.randint(1, 5, (64,))}
-    flow.nll(batch)
-    for p in flow.parameters():
-        p.data.add_(0.1 * torch.randn_like(p))
-    flow.eval()
-    g = trajectory_summary(batch["traj"][:1], batch["norm"][:1])[..., None, None]
-    cond = flow.condition(batch["camera"][:1])
-    z, logdet = flow.flow(g, cond)
-    jac = torch.autograd.functional.jacobian(lambda v: flow.flow(v.view(1, -1, 1, 1), cond)[0].flatten(), g.flatten())
-    assert jac.shape == (10, 10)
-    assert torch.allclose(logdet[0], torch.linalg.slogdet(jac)[1], atol=1e-9)
-    with pytest.raises(ValueError, match="features"):
-        TrajectoryFlow(features="boxes")
-
-
 def test_camera_slots_are_stable_and_zero_means_unknown():
     assert camera_slot("01_0014") == 2 and camera_slot("12_001") == 13
     assert camera_slot("nocamera") == 0
@@ -82,24 +63,28 @@ def test_camera_slots_are_stable_and_zero_means_unknown():
     assert rows.tolist() == [4, 4, 2, 4, 4, 4, 4]
 
 
-def test_trajectory_flow_log_determinant_is_exact_float64():
+@pytest.mark.parametrize("features, vector, dim", [("frames", trajectory_vector, 4 * 6), ("summary", trajectory_summary, 10)])
+def test_trajectory_flow_log_determinant_is_exact_float64(features, vector, dim):
     torch.manual_seed(0)
-    flow = TrajectoryFlow(seg_len=4, K=3, hidden=16, camera_dim=4).double()
-    batch = {"traj": torch.randn(64, 4, 4, dtype=torch.float64), "norm": torch.randn(64, 3, dtype=torch.float64),
+    flow = TrajectoryFlow(seg_len=6, K=3, hidden=16, camera_dim=4, features=features).double()
+    batch = {"traj": torch.randn(64, 6, 4, dtype=torch.float64), "norm": torch.randn(64, 3, dtype=torch.float64),
              "camera": torch.randint(1, 5, (64,))}
     flow.train()
     flow.nll(batch)  # ActNorm's data-dependent init, cameras seen
     for p in flow.parameters():  # move every coupling away from the identity it starts as
         p.data.add_(0.1 * torch.randn_like(p))
     flow.eval()
-    g = trajectory_vector(batch["traj"][:1], batch["norm"][:1])[..., None, None]
+    g = vector(batch["traj"][:1], batch["norm"][:1])[..., None, None]
     cond = flow.condition(batch["camera"][:1])
     z, logdet = flow.flow(g, cond)
     jac = torch.autograd.functional.jacobian(lambda v: flow.flow(v.view(1, -1, 1, 1), cond)[0].flatten(), g.flatten())
+    assert jac.shape == (dim, dim)
     assert torch.allclose(logdet[0], torch.linalg.slogdet(jac)[1], atol=1e-9)
     nll = flow.nll({k: v[:1] for k, v in batch.items()})
     expected = 0.5 * (z.flatten() ** 2).sum() + 0.5 * z.numel() * math.log(2 * math.pi) - logdet[0]
     assert torch.allclose(nll[0], expected, atol=1e-9)
+    with pytest.raises(ValueError, match="features"):
+        TrajectoryFlow(features="boxes")
 
 
 def test_normalisation_volume_factor_matches_a_numerical_jacobian_float64():
