@@ -1,5 +1,6 @@
 """Config mistakes end a command in one line naming the key or option, exit 2, before any data is read."""
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,25 @@ def test_unusable_keys_and_values_are_refused(overrides, message):
 ])
 def test_usable_options_pass(overrides):
     check_config(compose("train", overrides + ["paths.output_dir=."]))
+
+
+def test_an_unwritable_run_directory_fails_before_training(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import vadflow.train
+    from vadflow.train import check_writable
+
+    def full_disk(path, *args, **kwargs):  # a full disk, simulated for the probe only
+        if Path(path).name == ".write_probe":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(vadflow.train, "open", full_disk, raising=False)
+    started = []
+    monkeypatch.setattr(vadflow.train, "PoseDataModule", lambda *a, **k: started.append(1))
+    code, err = run_command("vadflow-train", [], monkeypatch, capsys, tmp_path)
+    assert code == 2 and "cannot be written (No space left on device)" in err and str(tmp_path / "run") in err
+    assert not started  # no data was read, nothing trained
+    monkeypatch.undo()
+    check_writable(tmp_path / "fine")  # a writable one passes and keeps no probe
+    assert list((tmp_path / "fine").iterdir()) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from vadflow.cli import friendly_errors, hydra_command
 from vadflow.config import CONF_DIR, datamodule_kwargs, git_commit, set_threads, to_plain
 from vadflow.config_check import check_config
 from vadflow.data.datamodule import PoseDataModule
+from vadflow.data.types import DataError
 from vadflow.methods import needs_trajectory
 from vadflow.module import AnomalyModule, count_trainable, load_evaluation
 from vadflow.resume import Interrupted, epoch_checkpoints, resume_checkpoint, stop_on_sigterm
@@ -108,6 +110,7 @@ def run_training(cfg: DictConfig) -> dict:
     threads = set_threads(cfg.get("threads"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out_dir = Path(cfg.paths.output_dir)
+    check_writable(out_dir)
     method_cfg = method_config(cfg)
     method = build_method(method_cfg, hydra.utils.instantiate(cfg.loss))
     dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)),
@@ -121,6 +124,22 @@ def run_training(cfg: DictConfig) -> dict:
         return record
     finally:
         finish_wandb(failed)
+
+
+def check_writable(out_dir: Path, probe_bytes: int = 1 << 20) -> None:
+    """Fail before training, not after it, when the run directory cannot take the run's files
+    (read-only, or a full disk: a 1 MB probe is written and removed)."""
+    probe = out_dir / ".write_probe"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * probe_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise DataError(f"run directory {out_dir} cannot be written ({exc.strerror or exc}): set hydra.run.dir to a writable folder") from None
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 TRAJECTORY_TARGET = "vadflow.methods.trajectory_aware.TrajectoryAware"
