@@ -242,3 +242,19 @@ def test_hr_shanghaitech_training_csvs_repeat_frame_one_and_test_csvs_do_not(dat
     assert both > 500 and same == both
     both_test, same_test = _tracks_repeating_frame_one(test)
     assert both_test > 100 and same_test == 0
+
+
+def _prepare_synthetic(cache_dir: str):
+    train, test, info = load_prepared("synthetic", cache_dir, cache_dir, synthetic={"seed": 4, "n_train_clips": 6, "n_test_clips": 3})
+    return info["cache"], train.kp.sum(), test.kp.sum()
+
+
+def test_two_processes_preparing_one_dataset_at_once_both_succeed(tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = list(pool.map(_prepare_synthetic, [str(tmp_path)] * 2))
+    assert results[0] == results[1]  # the same cache file, the same arrays
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".npz"] == [Path(results[0][0]).name]  # no half-written temp file left
+    assert _prepare_synthetic(str(tmp_path)) == results[0]
