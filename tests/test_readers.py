@@ -258,3 +258,21 @@ def test_two_processes_preparing_one_dataset_at_once_both_succeed(tmp_path):
     assert results[0] == results[1]  # the same cache file, the same arrays
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".npz"] == [Path(results[0][0]).name]  # no half-written temp file left
     assert _prepare_synthetic(str(tmp_path)) == results[0]
+
+
+def test_changing_the_prepare_code_changes_the_cache_key(tmp_path, monkeypatch):
+    import shutil
+
+    import vadflow.data.cache as cache
+
+    code = tmp_path / "code"
+    code.mkdir()
+    for name in cache.PREPARE_MODULES:
+        shutil.copy(Path(cache.__file__).parent / name, code / name)
+    digest = cache.prepare_code_digest
+    assert digest(code) == digest()
+    monkeypatch.setattr(cache, "prepare_code_digest", lambda: digest(code))
+    key = cache.cache_key("synthetic", tmp_path, {"seed": 1})
+    assert cache.cache_key("synthetic", tmp_path, {"seed": 1}) == key  # nothing changed, same key
+    (code / "readers.py").write_text((code / "readers.py").read_text() + "\n# a changed reader\n")
+    assert cache.cache_key("synthetic", tmp_path, {"seed": 1}) != key

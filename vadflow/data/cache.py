@@ -2,8 +2,9 @@
 
 One uncompressed ``.npz`` per (dataset, settings): contiguous arrays for train and test plus the
 masks. Loading it takes well under 2 s even for HR-ShanghaiTech. The key hashes every source
-file's path, size and mtime and every setting that changes the content, so editing a file or a
-setting prepares again, and nothing else does.
+file's path, size and mtime, every setting that changes the content, and the source code of the
+prepare step (``PREPARE_MODULES``), so editing a file, a setting or the code that reads them
+prepares again, and nothing else does.
 """
 from __future__ import annotations
 
@@ -21,11 +22,20 @@ from vadflow.data.readers import SkipLog
 from vadflow.data.sources import load_raw, source_files
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 1  # bump for a change of the file layout that the code digest would not see
+# the modules whose code decides a cache's content: readers, sources, arrays, the generator, this file
+PREPARE_MODULES = ("readers.py", "sources.py", "prepare_arrays.py", "synthetic.py", "types.py", "cache.py")
+
+
+def prepare_code_digest(folder: Path = Path(__file__).resolve().parent, modules=PREPARE_MODULES) -> str:
+    digest = hashlib.sha1()
+    for name in modules:
+        digest.update(name.encode() + b"\0" + (Path(folder) / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def cache_key(name: str, data_root, settings: dict) -> str:
-    fingerprint = {"version": CACHE_VERSION, "dataset": name, "settings": settings}
+    fingerprint = {"version": CACHE_VERSION, "code": prepare_code_digest(), "dataset": name, "settings": settings}
     if name != "synthetic":
         files = []
         for src in source_files(name, data_root):
