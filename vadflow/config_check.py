@@ -103,12 +103,12 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
 
 
 def check_trajectory(node: dict) -> None:
-    from vadflow.methods.trajectory_aware import COMBINE_RULES, TrajectoryAware
+    from vadflow.methods.trajectory_aware import COMBINE_RULES, DEFAULT_COMBINE, TrajectoryAware
     from vadflow.nn.trajectory import FEATURES
 
     wrapper, _ = parameters(TrajectoryAware)
     check_target(node, "trajectory", extra=wrapper - {"pose", "trajectory"})
-    check_choice(node.get("combine", "max"), COMBINE_RULES, "trajectory.combine")
+    check_choice(node.get("combine", DEFAULT_COMBINE), COMBINE_RULES, "trajectory.combine")
     check_choice(node.get("features", "frames"), FEATURES, "trajectory.features")
 
 

@@ -21,7 +21,7 @@ def run_prepare(cfg: DictConfig) -> dict:
         ds["name"], paths["data_root"], paths["cache_dir"], ds["missing_joints"], ds["conf_threshold"], ds.get("synthetic"), force=bool(cfg.force),
         fix_train_frame_offset=bool(ds.get("fix_train_frame_offset", False)), strict=bool(ds.get("strict", False)),
     )
-    skipped = SkipLog.from_summary(info["skipped"] or {})
+    skipped = SkipLog.from_summary(info["skipped"])
     how = "loaded from cache" if info["cached"] else "prepared"
     print(
         f"{ds['name']}: {how} in {info['seconds']:.1f} s -> {info['cache']}\n"

@@ -26,7 +26,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from vadflow.data.types import DataError
 
 CHECKPOINT_DIR = "checkpoints"
-LAST = "last.ckpt"
+LAST = "last"  # Lightning's ModelCheckpoint file name, without ".ckpt"
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    """Where a run keeps its last complete epoch."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"{LAST}.ckpt"
 
 
 class RandomState(L.Callback):
@@ -48,7 +53,7 @@ class RandomState(L.Callback):
 
 def epoch_checkpoints(out_dir: Path) -> list[L.Callback]:
     """Callbacks that write ``out_dir/checkpoints/last.ckpt`` at the end of every training epoch."""
-    return [ModelCheckpoint(dirpath=str(Path(out_dir) / CHECKPOINT_DIR), filename="last", save_top_k=1, monitor=None,
+    return [ModelCheckpoint(dirpath=str(last_checkpoint(out_dir).parent), filename=LAST, save_top_k=1, monitor=None,
                             every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False),
             RandomState()]
 
@@ -75,9 +80,9 @@ def resume_checkpoint(run_dir: str | None) -> str | None:
     """The checkpoint to continue from (``resume=RUN_DIR``), or None to start afresh."""
     if not run_dir:
         return None
-    path = Path(run_dir) / CHECKPOINT_DIR / LAST
+    path = last_checkpoint(run_dir)
     if not Path(run_dir).is_dir():
         raise DataError(f"resume={run_dir}: no such run directory")
     if not path.is_file():
-        raise DataError(f"resume={run_dir}: no {CHECKPOINT_DIR}/{LAST} there (the run saved no epoch yet, or ran with save_every_epoch=false)")
+        raise DataError(f"resume={run_dir}: no {path.relative_to(run_dir)} there (the run saved no epoch yet, or ran with save_every_epoch=false)")
     return str(path)

@@ -27,8 +27,9 @@ from vadflow.config_check import check_config
 from vadflow.data.datamodule import PoseDataModule
 from vadflow.data.types import DataError
 from vadflow.methods import needs_trajectory
+from vadflow.methods.trajectory_aware import DEFAULT_COMBINE
 from vadflow.module import AnomalyModule, count_trainable, load_evaluation
-from vadflow.resume import Interrupted, epoch_checkpoints, resume_checkpoint, stop_on_sigterm
+from vadflow.resume import Interrupted, epoch_checkpoints, last_checkpoint, resume_checkpoint, stop_on_sigterm
 from vadflow.scoring import format_result
 
 log = logging.getLogger("vadflow.train")
@@ -151,7 +152,7 @@ def method_config(cfg: DictConfig) -> dict:
     method_cfg = to_plain(cfg.method)
     traj = to_plain(cfg.trajectory) if cfg.get("trajectory") else {}
     if traj:
-        combine, jacobian = traj.pop("combine", "max"), traj.pop("normalisation_jacobian", False)
+        combine, jacobian = traj.pop("combine", DEFAULT_COMBINE), traj.pop("normalisation_jacobian", False)
         method_cfg["model"] = {"_target_": TRAJECTORY_TARGET, "pose": method_cfg["model"], "trajectory": traj,
                                "combine": combine, "normalisation_jacobian": jacobian, "seg_len": method_cfg["model"]["seg_len"]}
     return method_cfg
@@ -201,8 +202,7 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, loggers, out_dir: P
             with stop_on_sigterm():
                 trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
         except Interrupted:
-            saved = out_dir / "checkpoints" / "last.ckpt"
-            where = f"continue with resume={out_dir}" if saved.is_file() else "no epoch was complete: start again"
+            where = f"continue with resume={out_dir}" if last_checkpoint(out_dir).is_file() else "no epoch was complete: start again"
             print(f"vadflow: interrupted by SIGTERM during epoch {trainer.current_epoch + 1}; {where}", file=sys.stderr)
             sys.exit(143)
     else:  # e.g. DA-Flow's random_projection mode: nothing is trained

@@ -72,7 +72,7 @@ def load_prepared(
     if path.exists() and not force:
         with np.load(path, allow_pickle=False) as z:
             train, test = PreparedSplit.from_arrays(z, "train_"), PreparedSplit.from_arrays(z, "test_")
-            skipped = json.loads(str(z["skipped_json"])) if "skipped_json" in z.files else None  # None: a cache from before it was kept
+            skipped = json.loads(str(z["skipped_json"]))  # every cache this code keys has it (the key holds the code's digest)
         if strict and skipped:
             SkipLog.from_summary(skipped).check_strict(name)
         return train, test, {"cache": str(path), "cached": True, "seconds": time.perf_counter() - t0, "skipped": skipped}

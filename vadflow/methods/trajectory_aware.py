@@ -42,13 +42,14 @@ from vadflow.nn.flow import training_mean_std
 from vadflow.nn.trajectory import TrajectoryFlow, bits_per_pose_dim
 
 COMBINE_RULES = ("max", "standardised", "likelihood")
+DEFAULT_COMBINE = "max"
 STANDARDISED_RULES = ("max", "standardised")  # rules on the parts' training z-scores
 
 
 class TrajectoryAware(nn.Module):
     needs_trajectory = True  # batches carry traj / norm / camera
 
-    def __init__(self, pose: nn.Module, trajectory: TrajectoryFlow, combine: str = "max", normalisation_jacobian: bool = False,
+    def __init__(self, pose: nn.Module, trajectory: TrajectoryFlow, combine: str = DEFAULT_COMBINE, normalisation_jacobian: bool = False,
                  seg_len: int | None = None):
         super().__init__()
         if combine not in COMBINE_RULES:
