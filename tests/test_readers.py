@@ -93,9 +93,9 @@ def test_skipped_files_are_named_kept_in_the_cache_and_strict_refuses_them(tmp_p
     with caplog.at_level("WARNING"):
         train, test, info = load_prepared("poselift", tmp_path, tmp_path / "cache")
     empty, nan = "PoseLift/pose/train/01_002_alphapose_tracked_person.json", "PoseLift/pose/train/01_003_alphapose_tracked_person.json"
-    assert info["skipped"] == {"empty JSON file (no people) skipped": {"count": 1, "files": [f"pose/train/{Path(empty).name}"]},
-                               "non-finite joints treated as missing": {"count": 1, "files": [f"pose/train/{Path(nan).name}"]}}
-    assert f"poselift: empty JSON file (no people) skipped: 1 in 1 file(s): pose/train/{Path(empty).name}" in caplog.text
+    assert info["skipped"] == {"empty JSON file (no people) skipped": {"count": 1, "files": [str(tmp_path / empty)]},
+                               "non-finite joints treated as missing": {"count": 1, "files": [str(tmp_path / nan)]}}
+    assert f"poselift: empty JSON file (no people) skipped: 1 in 1 file(s): {tmp_path / empty}" in caplog.text
     log_file = Path(info["cache"]).with_suffix(".skipped.json")
     assert json.loads(log_file.read_text())["skipped"] == info["skipped"]
     # the skipped file is absent and nothing else changed: the clean tree's tracks plus the repaired one
@@ -116,8 +116,8 @@ def test_skipped_files_are_named_kept_in_the_cache_and_strict_refuses_them(tmp_p
         (b"[1, 2]", "expected an object"),
         (json.dumps({"x": {}}).encode(), "person key 'x' is not an integer"),
         (json.dumps({"1": {"0": {"keypoints": [1, 2, 3]}}}).encode(), "list of 51 numbers"),
-        (json.dumps({"1": {"0": {"scores": 1}}}).encode(), "bad entry"),
-        (json.dumps({"1": {"a": {"keypoints": [0] * 51}}}).encode(), "bad entry"),
+        (json.dumps({"1": {"0": {"scores": 1}}}).encode(), "expected an object with a 'keypoints' list"),
+        (json.dumps({"1": {"a": {"keypoints": [0] * 51}}}).encode(), "frame key 'a' is not an integer"),
         (json.dumps({"1": {"0": {"keypoints": ["a"] * 51}}}).encode(), "not all numbers"),
     ],
 )
@@ -143,9 +143,9 @@ def test_masks_are_validated():
 
 
 def test_mask_shorter_than_track_is_a_label_frame_mismatch():
-    track = Track("c", 1, np.arange(10), np.full((10, 17, 3), 5.0, np.float32))
-    with pytest.raises(DataError, match="clip c person 1.*frame 9.*only 5 frames"):
-        prepare_split(RawSplit([track], {"c": np.zeros(5, np.uint8)}))
+    track = Track("c", 1, np.arange(10), np.full((10, 17, 3), 5.0, np.float32), source="t.csv")
+    with pytest.raises(DataError, match="c.npy: the mask has 5 frames, but t.csv reaches frame 9 .mask too short"):
+        prepare_split(RawSplit([track], {"c": np.zeros(5, np.uint8)}, {"c": "c.npy"}))
 
 
 def test_tar_archive_reads_like_a_folder(tmp_path):
@@ -200,8 +200,14 @@ def test_tracks_shorter_than_a_window_are_a_counted_skip(tmp_path, caplog):
         short = int((np.diff(split.track_ptr) < 24).sum())
         n_short += short
         if short:
-            assert f"{split_name}: {short} of {split.n_tracks} tracks are shorter than a window" in caplog.text
+            kind = f"{split_name} tracks shorter than a window (T=24) skipped"
+            assert f"synthetic: {kind}: {short} in {short} file(s): clip " in caplog.text
+            assert dm.prepare_info["skipped"][kind]["count"] == short  # metrics.json carries prepare_info
     assert n_short > 0  # the generator makes some short tracks
+    strict = PoseDataModule(name="synthetic", data_root=str(tmp_path), cache_dir=str(tmp_path), strict=True, missing_joints="zeros",
+                            synthetic={"seed": 1, "n_train_clips": 8, "n_test_clips": 3, "clip_len": 120})
+    with pytest.raises(DataError, match="strict: synthetic: .*tracks shorter than a window"):
+        strict.setup()
 
 
 def test_undo_train_frame_offset_drops_the_repeated_row_and_moves_later_rows_back():

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,3 +61,36 @@ def test_resume_from_a_folder_without_a_checkpoint_names_it(tmp_path):
     with pytest.raises(DataError, match="no checkpoints/last.ckpt"):
         resume_checkpoint(str(tmp_path))
     assert resume_checkpoint(None) is None
+
+
+def test_resume_auto_takes_the_run_directorys_own_checkpoint_if_any(tmp_path):
+    from vadflow.resume import last_checkpoint
+
+    assert resume_checkpoint("auto", tmp_path) is None  # a first run starts afresh
+    last_checkpoint(tmp_path).parent.mkdir(parents=True)
+    last_checkpoint(tmp_path).write_bytes(b"")
+    assert resume_checkpoint("auto", tmp_path) == str(last_checkpoint(tmp_path))  # a requeued one continues
+
+
+@pytest.mark.parametrize("signum, code, what", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C (SIGINT)")])
+def test_sigterm_and_ctrl_c_stop_training_with_their_own_exit_code(signum, code, what):
+    from vadflow.resume import Interrupted, stop_on_signals
+
+    before = signal.getsignal(signum)
+    with pytest.raises(Interrupted) as stop:
+        with stop_on_signals():
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler raises before this ends
+    assert stop.value.exit_code == code and stop.value.what == what
+    assert signal.getsignal(signum) is before  # handlers restored
+
+
+def test_the_slurm_launcher_requeues_preempted_and_timed_out_jobs():
+    from hydra import compose, initialize_config_dir
+
+    from vadflow.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher.max_num_timeout > 0  # submitit requeues into the same run directory ...
+    assert "resume=auto" in (Path(CONF_DIR) / "hydra/launcher/slurm.yaml").read_text()  # ... where resume=auto continues

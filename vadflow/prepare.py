@@ -27,7 +27,7 @@ def run_prepare(cfg: DictConfig) -> dict:
         f"{ds['name']}: {how} in {info['seconds']:.1f} s -> {info['cache']}\n"
         f"  train: {train.n_tracks} tracks, {len(train.frames)} poses, {len(train.clips)} clips\n"
         f"  test:  {test.n_tracks} tracks, {len(test.frames)} poses, {len(test.masks)} labelled clips"
-        + "".join(f"\n  skipped: {line}" for line in skipped.lines(ds["name"]))
+        + ("".join(f"\n  skipped: {line}" for line in skipped.lines(ds["name"])) if info["cached"] else "")  # else logged as it happened
         + (f"\n  every skipped file: {Path(info['cache']).with_suffix('.skipped.json')}" if skipped else "")
     )
     return info

@@ -7,9 +7,14 @@ next epoch on as the uninterrupted run would, so it ends with the same weights a
 generators: the training loader's shuffle draws each epoch's order from torch's global
 generator, which Lightning does not keep in its checkpoints.
 
-A SIGTERM (a preempted SLURM job) during training stops the run at once, without writing a
-checkpoint of the half-done epoch, and the command exits with code 143 naming the run directory
-to resume from. (Lightning alone ignores SIGTERM outside SLURM and would train on.)
+A SIGTERM (a preempted SLURM job) or Ctrl-C during training stops the run at once, without
+writing a checkpoint of the half-done epoch; the last complete epoch's checkpoint stays usable and
+the command exits with code 143 (130 for Ctrl-C) naming the run directory to resume from.
+(Lightning alone ignores SIGTERM outside SLURM and would train on.)
+
+``resume=auto`` continues from the run directory's own ``last.ckpt`` if there is one and starts
+afresh otherwise: a requeued SLURM job (``hydra/launcher=slurm`` requeues on preemption and
+timeout) re-runs the same command in the same directory and so picks up where it stopped.
 """
 from __future__ import annotations
 
@@ -59,27 +64,45 @@ def epoch_checkpoints(out_dir: Path) -> list[L.Callback]:
 
 
 class Interrupted(BaseException):
-    """Training stopped by SIGTERM (a BaseException: nothing on the way may swallow it)."""
+    """Training stopped by SIGTERM or SIGINT (a BaseException: nothing on the way may swallow it,
+    not even Lightning's KeyboardInterrupt handler, which would exit 1 without saying how to go on)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 143 for SIGTERM, 130 for SIGINT
+
+    @property
+    def what(self) -> str:
+        return "Ctrl-C (SIGINT)" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
 
 
 @contextlib.contextmanager
-def stop_on_sigterm():
-    """Within the block, SIGTERM raises :class:`Interrupted` (Lightning composes its own handler
-    with this one)."""
+def stop_on_signals(signals=(signal.SIGTERM, signal.SIGINT)):
+    """Within the block, SIGTERM and SIGINT raise :class:`Interrupted` (Lightning composes its own
+    handlers with these)."""
     def handler(signum, frame):
-        raise Interrupted(f"signal {signum}")
+        raise Interrupted(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
-def resume_checkpoint(run_dir: str | None) -> str | None:
-    """The checkpoint to continue from (``resume=RUN_DIR``), or None to start afresh."""
+def resume_checkpoint(run_dir: str | None, out_dir: str | Path | None = None) -> str | None:
+    """The checkpoint to continue from (``resume=RUN_DIR``, or ``resume=auto``: this run's own
+    ``out_dir`` if it holds one), or None to start afresh."""
     if not run_dir:
         return None
+    if run_dir == "auto":
+        found = last_checkpoint(out_dir) if out_dir is not None else None
+        return str(found) if found is not None and found.is_file() else None
     path = last_checkpoint(run_dir)
     if not Path(run_dir).is_dir():
         raise DataError(f"resume={run_dir}: no such run directory")

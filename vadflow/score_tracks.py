@@ -99,7 +99,7 @@ def read_clip(src: ClipSource, skips: SkipLog) -> list[Track]:
     tracks = []
     for i, (name, frames, kp) in enumerate(parse_mpedrnn_csvs([(str(f), f.read_bytes()) for f in files], skips)):
         stem = Path(name).stem
-        tracks.append(Track(src.name, int(stem) if re.fullmatch(r"\d+", stem) else i, frames, kp))
+        tracks.append(Track(src.name, int(stem) if re.fullmatch(r"\d+", stem) else i, frames, kp, source=name))
     return tracks
 
 
@@ -478,7 +478,7 @@ class Pipeline:
         skips = SkipLog()
         tracks = [t for clip_tracks in read_clips(sources, skips) for t in clip_tracks]
         masks = read_masks(masks_dir, [s.name for s in sources])
-        split = with_clips(prepare_split(RawSplit(tracks), self.missing_joints, self.conf_threshold), [s.name for s in sources])
+        split = with_clips(prepare_split(RawSplit(tracks), self.missing_joints, self.conf_threshold, skips=skips), [s.name for s in sources])
         check_mask_lengths(split, masks, masks_dir)
         skips.report(", ".join(inputs))
         return split, masks

@@ -29,7 +29,7 @@ from vadflow.data.types import DataError
 from vadflow.methods import needs_trajectory
 from vadflow.methods.trajectory_aware import DEFAULT_COMBINE
 from vadflow.module import AnomalyModule, count_trainable, load_evaluation
-from vadflow.resume import Interrupted, epoch_checkpoints, last_checkpoint, resume_checkpoint, stop_on_sigterm
+from vadflow.resume import Interrupted, epoch_checkpoints, last_checkpoint, resume_checkpoint, stop_on_signals
 from vadflow.scoring import format_result
 
 log = logging.getLogger("vadflow.train")
@@ -120,6 +120,7 @@ def run_training(cfg: DictConfig) -> dict:
     loggers = build_loggers(cfg)
     failed = True
     try:
+        dm.prepare_data()  # read (or load the cache of) the data before Lightning starts: a bad file is one line, not a late crash
         record = _fit_and_test(cfg, method_cfg, dm, method, module, loggers, out_dir, threads)
         failed = False
         return record
@@ -192,19 +193,22 @@ def calibrate(method, dm: PoseDataModule, cfg: DictConfig) -> dict:
 
 
 def _fit_and_test(cfg, method_cfg: dict, dm, method, module, loggers, out_dir: Path, threads: int) -> dict:
-    ckpt_path = resume_checkpoint(cfg.get("resume"))
+    ckpt_path = resume_checkpoint(cfg.get("resume"), out_dir)
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
     callbacks = epoch_checkpoints(out_dir) if cfg.get("save_every_epoch", True) else []
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir), callbacks=callbacks,
                                       **({"enable_checkpointing": True} if callbacks else {}))
     t0 = time.perf_counter()
     if int(cfg.trainer.max_epochs) > 0 and count_trainable(method) > 0:
         try:
-            with stop_on_sigterm():
+            with stop_on_signals():
                 trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-        except Interrupted:
-            where = f"continue with resume={out_dir}" if last_checkpoint(out_dir).is_file() else "no epoch was complete: start again"
-            print(f"vadflow: interrupted by SIGTERM during epoch {trainer.current_epoch + 1}; {where}", file=sys.stderr)
-            sys.exit(143)
+        except Interrupted as stop:
+            where = (f"the last complete epoch is in {last_checkpoint(out_dir)}: continue with resume={out_dir}"
+                     if last_checkpoint(out_dir).is_file() else "no epoch was complete: start again")
+            print(f"vadflow: interrupted by {stop.what} during epoch {trainer.current_epoch + 1}; {where}", file=sys.stderr)
+            sys.exit(stop.exit_code)
     else:  # e.g. DA-Flow's random_projection mode: nothing is trained
         log.info("no training: %d epochs, %d trainable parameters", int(cfg.trainer.max_epochs), count_trainable(method))
     fit_statistics(method, dm)

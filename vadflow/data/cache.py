@@ -70,18 +70,21 @@ def load_prepared(
     path = Path(cache_dir) / f"{key}.npz"
     t0 = time.perf_counter()
     if path.exists() and not force:
-        with np.load(path, allow_pickle=False) as z:
-            train, test = PreparedSplit.from_arrays(z, "train_"), PreparedSplit.from_arrays(z, "test_")
-            skipped = json.loads(str(z["skipped_json"]))  # every cache this code keys has it (the key holds the code's digest)
-        if strict and skipped:
-            SkipLog.from_summary(skipped).check_strict(name)
-        return train, test, {"cache": str(path), "cached": True, "seconds": time.perf_counter() - t0, "skipped": skipped}
+        cached = read_cache(path)
+        if cached is not None:
+            train, test, skipped = cached
+            if strict and skipped:
+                SkipLog.from_summary(skipped).check_strict(name)
+            return train, test, {"cache": str(path), "cached": True, "seconds": time.perf_counter() - t0, "skipped": skipped}
     skips = SkipLog()
     raw_train, raw_test = load_raw(name, data_root, synthetic, fix_train_frame_offset, skips=skips)
-    if strict:
+    train = prepare_split(raw_train, missing_joints, conf_threshold, where=f"{name} train: ", skips=skips)
+    test = prepare_split(raw_test, missing_joints, conf_threshold, where=f"{name} test: ", skips=skips)
+    if strict:  # the rows and tracks prepare_split drops count too
         skips.check_strict(name)
-    train = prepare_split(raw_train, missing_joints, conf_threshold, where=f"{name} train: ")
-    test = prepare_split(raw_test, missing_joints, conf_threshold, where=f"{name} test: ")
+    for clip in sorted(set(raw_test.masks) - {t.clip for t in raw_test.tracks}):
+        log.warning("%s: clip %s has a frame mask but no test tracks: a protocol that evaluates it counts its frames as "
+                    "most normal (dataset.exclude_clips leaves it out)", raw_test.mask_files.get(clip, clip), clip)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez(tmp, **train.arrays("train_"), **test.arrays("test_"), skipped_json=np.array(json.dumps(skips.summary())))
@@ -91,3 +94,16 @@ def load_prepared(
     seconds = time.perf_counter() - t0
     log.info("prepared %s in %.1f s -> %s", name, seconds, path)
     return train, test, {"cache": str(path), "cached": False, "seconds": seconds, "skipped": skips.summary()}
+
+
+def read_cache(path: Path) -> tuple[PreparedSplit, PreparedSplit, dict] | None:
+    """A cache file's splits and skip list; None (after one warning) if it is truncated or corrupt,
+    so the caller prepares again and replaces it atomically."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            train, test = PreparedSplit.from_arrays(z, "train_"), PreparedSplit.from_arrays(z, "test_")
+            skipped = json.loads(str(z["skipped_json"]))  # every cache this code keys has it (the key holds the code's digest)
+    except Exception as exc:  # noqa: BLE001 - zip, npy, json and key errors all mean the same: rebuild
+        log.warning("%s: unreadable cache file (%s: %s), preparing it again", path, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return None
+    return train, test, skipped

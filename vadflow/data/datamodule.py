@@ -20,6 +20,7 @@ from vadflow import scoring
 from vadflow.data.cache import load_prepared
 from vadflow.data.cameras import row_camera_slots
 from vadflow.data.prepare_arrays import PreparedSplit, track_of_rows
+from vadflow.data.readers import SkipLog
 from vadflow.data.robustness import add_keypoint_noise, contaminate
 from vadflow.data.types import DataError
 from vadflow.data.windows import WindowBuilder, scoring_windows, window_starts
@@ -139,6 +140,9 @@ class PoseDataModule(L.LightningDataModule):
         if self.test_set is not None:
             return
         train, test, self.prepare_info = self._load()
+        self.test = test
+        if self.full_masks_dir and (Path(self.data_root) / self.full_masks_dir).is_dir():
+            self.masks_for("stgnf_full")  # checks every mask's length against the official labels
         if self.keypoint_noise > 0:  # robustness experiment: a noisier pose estimator
             train = add_keypoint_noise(train, self.keypoint_noise, self.frame_size, seed=0)
             test = add_keypoint_noise(test, self.keypoint_noise, self.frame_size, seed=1)
@@ -182,13 +186,27 @@ class PoseDataModule(L.LightningDataModule):
         self.test_span = np.where(full, self.seg_len, last_frame - first + 1)
         self.test_frame = np.where(full, first + self.seg_len // 2, (first + last_frame) // 2)
         log.info("%s: %d train windows (x%d flip), %d test windows", self.name, len(train_starts), 2 if self.flip else 1, len(test_starts))
+        self._note_short_tracks(train, test)
+
+    def _note_short_tracks(self, train: PreparedSplit, test: PreparedSplit) -> None:
+        """Tracks too short for a window: a counted skip naming their files (``prepare_info``,
+        hence metrics.json), an error under ``strict``."""
+        skips = SkipLog()
         for split_name, split in (("train", train), ("test", test)):
-            short = int((np.diff(split.track_ptr) < self.seg_len).sum())
-            if short:  # a counted skip, not an error: such tracks simply have no window
-                padded = split_name == "test" and self.short_tracks != "skip"
-                log.warning("%s %s: %d of %d tracks are shorter than a window (T=%d) and are %s",
-                            self.name, split_name, short, split.n_tracks, self.seg_len,
-                            f"scored by one {self.short_tracks}-padded window if they have >= {self.short_min_len} poses" if padded else "skipped")
+            padded = split_name == "test" and self.short_tracks != "skip"  # these score one padded window
+            too_short = self.short_min_len if padded else self.seg_len
+            short = np.flatnonzero(np.diff(split.track_ptr) < too_short)
+            if not len(short):
+                continue
+            kind = f"{split_name} tracks shorter than {'dataset.short_min_len' if padded else 'a window'} (T={too_short}) skipped"
+            for name in split.sources()[short]:
+                skips.note(kind, str(name))
+        if not skips:
+            return
+        if self.strict:
+            skips.check_strict(self.name)
+        skips.report(self.name)
+        self.prepare_info["skipped"] = {**self.prepare_info.get("skipped", {}), **skips.summary()}
 
     def _hold_out_clips(self, train: PreparedSplit, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whole normal training clips held out for validation (model selection never sees test
@@ -240,10 +258,16 @@ class PoseDataModule(L.LightningDataModule):
         folder = Path(self.data_root) / self.full_masks_dir
         masks = {Path(n).stem: parse_mask(str(folder / n), b) for n, b in iter_files(folder, lambda p: p.endswith(".npy"))}
         masks = {c: m for c, m in masks.items() if c not in set(self.held_out_clips)}
-        for clip, hr in self.test.masks.items():
-            if clip in masks and len(masks[clip]) != len(hr):
-                raise DataError(f"{folder / clip}.npy: {len(masks[clip])} frames, but the dataset's own mask has {len(hr)}")
+        self._check_mask_lengths(masks, folder)
         return masks
+
+    def _check_mask_lengths(self, official: dict[str, np.ndarray], folder: Path) -> None:
+        """Each of the dataset's masks has as many frames as the official label of its clip."""
+        for clip, mask in self.test.masks.items():
+            if clip in official and len(official[clip]) != len(mask):
+                shown = self.test.mask_files.get(clip, f"the mask of clip {clip}")
+                raise DataError(f"{shown}: {len(mask)} frames, but the official label {folder / clip}.npy has {len(official[clip])} "
+                                f"(mask too {'long' if len(mask) > len(official[clip]) else 'short'})")
 
     @property
     def needs_train_scores(self) -> bool:

@@ -20,10 +20,11 @@ are), reordered to OpenPose order.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from vadflow.data.readers import SkipLog
 from vadflow.data.types import DataError, RawSplit
 
 OPENPOSE_ORDER = np.array([0, 17, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3])
@@ -53,12 +54,16 @@ class PreparedSplit:
     track_person: np.ndarray  # (N_tracks,) int64
     clips: list[str]  # every clip of the split (with tracks or with a mask)
     masks: dict[str, np.ndarray]  # clip -> (L,) uint8, test only
+    track_source: np.ndarray | None = None  # (N_tracks,) str: the file each track was read from
+    mask_files: dict[str, str] = field(default_factory=dict)  # clip -> the file its mask was read from
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         out = {f"{prefix}{k}": getattr(self, k) for k in ("kp", "vis", "frames", "track_ptr", "track_clip", "track_person")}
         out[f"{prefix}clips"] = np.array(self.clips, dtype=str)
+        out[f"{prefix}track_source"] = self.sources()
         mask_clips = sorted(self.masks)
         out[f"{prefix}mask_clips"] = np.array(mask_clips, dtype=str)
+        out[f"{prefix}mask_files"] = np.array([self.mask_files.get(c, "") for c in mask_clips], dtype=str)
         out[f"{prefix}mask_ptr"] = np.cumsum([0] + [len(self.masks[c]) for c in mask_clips]).astype(np.int64)
         out[f"{prefix}mask_values"] = np.concatenate([self.masks[c] for c in mask_clips]) if mask_clips else np.zeros(0, np.uint8)
         return out
@@ -72,7 +77,15 @@ class PreparedSplit:
             **{k: z[f"{prefix}{k}"] for k in ("kp", "vis", "frames", "track_ptr", "track_clip", "track_person")},
             clips=[str(c) for c in z[f"{prefix}clips"]],
             masks=masks,
+            track_source=z[f"{prefix}track_source"],
+            mask_files={c: str(f) for c, f in zip(mask_clips, z[f"{prefix}mask_files"]) if str(f)},
         )
+
+    def sources(self) -> np.ndarray:
+        """Each track's file; ``clip <c> person <p>`` for tracks that came from no file."""
+        if self.track_source is not None and len(self.track_source) == self.n_tracks:
+            return np.asarray(self.track_source, dtype=str)
+        return np.array([f"clip {self.clips[c]} person {p}" for c, p in zip(self.track_clip, self.track_person)], dtype=str)
 
     @property
     def n_tracks(self) -> int:
@@ -83,7 +96,10 @@ class PreparedSplit:
         return self.track_clip[track_of_rows(self.track_ptr)[rows]]
 
 
-def prepare_split(raw: RawSplit, missing_joints: str = "impute", conf_threshold: float = 0.0, where: str = "") -> PreparedSplit:
+def prepare_split(raw: RawSplit, missing_joints: str = "impute", conf_threshold: float = 0.0, where: str = "",
+                  skips: SkipLog | None = None) -> PreparedSplit:
+    """``skips`` counts, per file, the rows dropped for holding no detected joint (and tracks left
+    with no row at all)."""
     if missing_joints not in ("impute", "zeros"):
         raise ValueError(f"missing_joints must be 'impute' or 'zeros', got {missing_joints!r}")
     clips = raw.clips
@@ -97,11 +113,19 @@ def prepare_split(raw: RawSplit, missing_joints: str = "impute", conf_threshold:
         kp17, frames, lengths = np.zeros((0, 17, 3), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
     vis17 = (kp17[..., 2] > conf_threshold) & ~((kp17[..., 0] == 0) & (kp17[..., 1] == 0))
     xy17 = kp17[..., :2].copy()
+    source = [t.source or f"clip {t.clip} person {t.person}" for t in tracks]
     if missing_joints == "impute":
         keep = vis17.any(1)  # a row with no joint is a missing frame
-        track_id = track_of_rows(np.r_[0, np.cumsum(lengths)])[keep]
+        row_track = track_of_rows(np.r_[0, np.cumsum(lengths)])
+        track_id = row_track[keep]
         xy17, vis17, frames = xy17[keep], vis17[keep], frames[keep]
-        lengths = np.bincount(track_id, minlength=len(tracks)).astype(np.int64)
+        kept = np.bincount(track_id, minlength=len(tracks)).astype(np.int64)
+        if skips is not None:
+            for i in np.flatnonzero(kept < lengths):
+                skips.note("rows without a detected joint dropped", source[i], int(lengths[i] - kept[i]))
+                if kept[i] == 0:
+                    skips.note("tracks with no detected joint skipped", source[i])
+        lengths = kept
         xy17 = impute_missing(xy17, vis17, frames, lengths)
     _check_masks(raw, tracks, frames, lengths, where)
     kp18, vis18 = to_openpose18(xy17, vis17)
@@ -115,6 +139,8 @@ def prepare_split(raw: RawSplit, missing_joints: str = "impute", conf_threshold:
         track_person=np.array([t.person for t in tracks], np.int64)[nonempty],
         clips=clips,
         masks=dict(raw.masks),
+        track_source=np.array(source, dtype=str)[nonempty] if tracks else np.zeros(0, dtype=str),
+        mask_files=dict(raw.mask_files),
     )
 
 
@@ -127,13 +153,14 @@ def _check_masks(raw: RawSplit, tracks, frames, lengths, where: str) -> None:
         if lengths[i] == 0:
             continue
         mask = raw.masks.get(t.clip)
+        track = t.source or f"clip {t.clip} person {t.person}"
         if mask is None:
-            raise DataError(f"{where}clip {t.clip}: test tracks but no frame mask")
+            raise DataError(f"{track}: {where}clip {t.clip} has test tracks but no frame mask (add <clip>.npy beside the other masks)")
         last = int(frames[ends[i + 1] - 1])
         if last >= len(mask):
             raise DataError(
-                f"{where}clip {t.clip} person {t.person}: track reaches frame {last} but the mask has "
-                f"only {len(mask)} frames (label/frame mismatch)"
+                f"{raw.mask_files.get(t.clip, f'the mask of clip {t.clip}')}: {where}the mask has {len(mask)} frames, "
+                f"but {track} reaches frame {last} (mask too short, or the tracks belong to another clip)"
             )
 
 

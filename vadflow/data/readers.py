@@ -227,9 +227,11 @@ def parse_alphapose_json(name: str, data: bytes, clip: str, skips: SkipLog) -> l
         for frame_key, entry in person.items():
             try:
                 frames.append(int(frame_key))
-                kp = entry["keypoints"]
-            except (ValueError, TypeError, KeyError) as exc:
-                raise DataError(f"{name}: person {person_key} frame {frame_key!r}: bad entry ({exc!r})") from exc
+            except ValueError as exc:
+                raise DataError(f"{name}: person {person_key}: frame key {frame_key!r} is not an integer") from exc
+            if not isinstance(entry, dict) or "keypoints" not in entry:
+                raise DataError(f"{name}: person {person_key} frame {frame_key}: expected an object with a 'keypoints' list")
+            kp = entry["keypoints"]
             if not isinstance(kp, list) or len(kp) != 3 * N_JOINTS_COCO:
                 raise DataError(f"{name}: person {person_key} frame {frame_key}: 'keypoints' must be a list of 51 numbers (x, y, conf) * 17")
             kps.append(kp)
@@ -241,7 +243,7 @@ def parse_alphapose_json(name: str, data: bytes, clip: str, skips: SkipLog) -> l
         if (frames_arr < 0).any():
             raise DataError(f"{name}: person {person_key}: negative frame index")
         frames_arr, kp_arr = _finish_track(name, frames_arr, kp_arr, skips)
-        tracks.append(Track(clip=clip, person=person_id, frames=frames_arr, kp=kp_arr))
+        tracks.append(Track(clip=clip, person=person_id, frames=frames_arr, kp=kp_arr, source=name))
     return tracks
 
 
@@ -258,6 +260,8 @@ def alphapose_json(tracks: list[Track]) -> str:
 # ----------------------------------------------------------------------------- masks
 def parse_mask(name: str, data: bytes) -> np.ndarray:
     """A per-frame label array, 1 = abnormal, as uint8."""
+    if not data.startswith(b"\x93NUMPY"):
+        raise DataError(f"{name}: not a readable .npy mask (no .npy header: {len(data)} bytes of something else)")
     try:
         mask = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as exc:  # numpy raises several types for a broken .npy

@@ -27,6 +27,13 @@ _HR_PATHS = {
     "test": re.compile(r"testing/trajectories/(\d+)/(\d+)/(\d+)\.csv$"),
     "mask": re.compile(r"testing/frame_level_masks/\d+/(\d+)_(\d+)\.npy$"),
 }
+# frames of each published CUHK Avenue test video (15,324 in all): a mask of another length does
+# not label that clip. HR-ShanghaiTech's masks are checked against the official ShanghaiTech
+# labels (dataset.full_masks) by the DataModule.
+HR_AVENUE_TEST_FRAMES = {
+    f"01_{i + 1:02d}": n for i, n in enumerate(
+        [1439, 1211, 923, 947, 1007, 1283, 605, 36, 1175, 841, 472, 1271, 549, 507, 1001, 740, 426, 294, 248, 273, 76])
+}
 
 
 def _locate(data_root: Path, candidates: list[str], what: str) -> Path:
@@ -71,13 +78,14 @@ def load_raw(name: str, data_root: str | Path, synthetic: dict | None = None,
     if name in _HR_FOLDERS:
         train, test = _load_mpedrnn(name, sources[0], skips)
         if fix_train_frame_offset:
-            train = RawSplit([t for t in map(undo_train_frame_offset, train.tracks) if len(t.frames)], train.masks)
+            train = RawSplit([t for t in map(undo_train_frame_offset, train.tracks) if len(t.frames)])
     elif name == "poselift":
         train, test = _load_alphapose_tree(sources[0], "PoseLift", skips)
     else:  # shanghaitech_sample: one test clip, no training data
         json_path, mask_path = sources
         tracks = parse_alphapose_json(str(json_path), json_path.read_bytes(), "01_0014", skips)
-        train, test = RawSplit([]), RawSplit(tracks, {"01_0014": parse_mask(str(mask_path), mask_path.read_bytes())})
+        train, test = RawSplit([]), RawSplit(tracks, {"01_0014": parse_mask(str(mask_path), mask_path.read_bytes())},
+                                             {"01_0014": str(mask_path)})
     if own_log:  # else the caller reports it (with the log file)
         skips.report(name)
     return train, test
@@ -89,6 +97,7 @@ def _load_mpedrnn(name: str, source: Path, skips: SkipLog) -> tuple[RawSplit, Ra
     pending = {"train": [], "test": []}  # raw CSV bytes not parsed yet
     tracks: dict[str, list[Track]] = {"train": [], "test": []}
     masks: dict[str, np.ndarray] = {}
+    mask_files: dict[str, str] = {}
     ids: dict[str, tuple[str, int]] = {}
 
     def keep(path: str) -> bool:
@@ -96,26 +105,46 @@ def _load_mpedrnn(name: str, source: Path, skips: SkipLog) -> tuple[RawSplit, Ra
         return rel is not None and (rel.endswith(".csv") or rel.endswith(".npy"))
 
     def flush(split: str) -> None:  # parse in batches: peak memory stays a few hundred MB
-        tracks[split] += [Track(ids[p][0], ids[p][1], f, kp) for p, f, kp in parse_mpedrnn_csvs(pending[split], skips)]
+        tracks[split] += [Track(ids[p][0], ids[p][1], f, kp, source=p) for p, f, kp in parse_mpedrnn_csvs(pending[split], skips)]
         pending[split] = []
 
     for path, data in _progress(iter_files(source, keep), f"reading {name}"):
-        rel = inner(path)
+        rel, shown = inner(path), shown_name(source, path)
         if (m := _HR_PATHS["mask"].search(rel)) is not None:
-            masks[f"{m.group(1)}_{m.group(2)}"] = parse_mask(path, data)
+            clip = f"{m.group(1)}_{m.group(2)}"
+            _add_mask(masks, mask_files, clip, shown, parse_mask(shown, data))
             continue
         for split in ("train", "test"):
             if (m := _HR_PATHS[split].search(rel)) is not None:
-                pending[split].append((path, data))
-                ids[path] = (f"{m.group(1)}_{m.group(2)}", int(m.group(3)))
+                pending[split].append((shown, data))
+                ids[shown] = (f"{m.group(1)}_{m.group(2)}", int(m.group(3)))
                 if len(pending[split]) >= CSV_BATCH:
                     flush(split)
                 break
     for split in pending:
         flush(split)
     if not tracks["train"] or not tracks["test"] or not masks:
-        raise DataError(f"{source}: no {folder} training tracks, test tracks or masks found (is this the MPED-RNN HR release?)")
-    return RawSplit(tracks["train"]), RawSplit(tracks["test"], masks)
+        missing = [what for what, found in (("training tracks", tracks["train"]), ("test tracks", tracks["test"]), ("masks", masks)) if not found]
+        raise DataError(f"{source}: no {folder} {' or '.join(missing)} found (is this the MPED-RNN HR release? "
+                        "expected training/trajectories/, testing/trajectories/, testing/frame_level_masks/)")
+    if name == "hr_avenue":
+        for clip, mask in masks.items():
+            frames = HR_AVENUE_TEST_FRAMES.get(clip)
+            if frames is not None and len(mask) != frames:
+                raise DataError(f"{mask_files[clip]}: {len(mask)} frames, but Avenue test video {clip} has {frames} "
+                                f"(mask too {'long' if len(mask) > frames else 'short'})")
+    return RawSplit(tracks["train"]), RawSplit(tracks["test"], masks, mask_files)
+
+
+def shown_name(source: Path, path: str) -> str:
+    """How a file is named to the user: its path, or the archive's path and the member's."""
+    return str(Path(source) / path)
+
+
+def _add_mask(masks: dict, mask_files: dict, clip: str, path: str, mask: np.ndarray) -> None:
+    if clip in masks:
+        raise DataError(f"{path}: a second mask for clip {clip} (the first is {mask_files[clip]})")
+    masks[clip], mask_files[clip] = mask, path
 
 
 def undo_train_frame_offset(track: Track) -> Track:
@@ -129,7 +158,7 @@ def undo_train_frame_offset(track: Track) -> Track:
     drop = frames == 1
     later = frames >= 2
     frames = np.where(later, frames - 1, frames)[~drop]
-    return Track(track.clip, track.person, frames, kp[~drop])
+    return Track(track.clip, track.person, frames, kp[~drop], source=track.source)
 
 
 def _load_alphapose_tree(source: Path, folder: str, skips: SkipLog) -> tuple[RawSplit, RawSplit]:
@@ -137,18 +166,21 @@ def _load_alphapose_tree(source: Path, folder: str, skips: SkipLog) -> tuple[Raw
     pose_re = re.compile(r"pose/(train|test)/(.+?)_alphapose_tracked_person\.json$")
     mask_re = re.compile(r"gt/test_frame_mask/(.+)\.npy$")
     tracks = {"train": [], "test": []}
-    masks = {}
+    masks, mask_files = {}, {}
     keep = lambda p: pose_re.search(p) is not None or mask_re.search(p) is not None  # noqa: E731
     for path, data in _progress(iter_files(source, keep), f"reading {folder}"):
+        shown = shown_name(source, path)
         if (m := pose_re.search(path)) is not None:
-            tracks[m.group(1)] += parse_alphapose_json(path, data, m.group(2), skips)
+            tracks[m.group(1)] += parse_alphapose_json(shown, data, m.group(2), skips)
         elif (m := mask_re.search(path)) is not None:
-            masks[m.group(1)] = parse_mask(path, data)
-    if not tracks["train"] or not masks:
-        raise DataError(f"{source}: no training JSON or test masks found in the STG-NF layout (pose/train, gt/test_frame_mask)")
+            _add_mask(masks, mask_files, m.group(1), shown, parse_mask(shown, data))
+    if not tracks["train"]:
+        raise DataError(f"{source}: no training tracks: pose/train holds no *_alphapose_tracked_person.json with a person in it")
+    if not masks:
+        raise DataError(f"{source}: no test masks: gt/test_frame_mask holds no <clip>.npy")
     if not tracks["test"]:
         raise DataError(f"{source}: no test tracks: pose/test holds no *_alphapose_tracked_person.json with a person in it")
-    return RawSplit(tracks["train"]), RawSplit(tracks["test"], masks)
+    return RawSplit(tracks["train"]), RawSplit(tracks["test"], masks, mask_files)
 
 
 def _progress(iterable, desc: str):
@@ -156,4 +188,4 @@ def _progress(iterable, desc: str):
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         return iterable
-    return tqdm(iterable, desc=desc, unit=" files", mininterval=1.0, leave=False)
+    return tqdm(iterable, desc=desc, unit=" files", mininterval=1.0, leave=False, disable=None)  # None: only on a terminal

@@ -27,6 +27,7 @@ class Track:
     person: int  # person / track id inside the clip
     frames: np.ndarray  # (n,) int64, strictly increasing frame indices (0-based)
     kp: np.ndarray  # (n, 17, 3) float32: x px, y px, confidence (0 = missing joint)
+    source: str = ""  # the file it was read from, named in every skip and error about it
 
     def __post_init__(self):
         self.frames = np.asarray(self.frames, dtype=np.int64)
@@ -44,6 +45,7 @@ class RawSplit:
 
     tracks: list[Track]
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # clip -> (L,) uint8, 1 = abnormal
+    mask_files: dict[str, str] = field(default_factory=dict)  # clip -> the file its mask was read from
 
     @property
     def clips(self) -> list[str]:
