@@ -142,7 +142,7 @@ def test_conditional_flow_log_determinant_is_exact():
     xs, _ = model.subwindows(x)
     cond = model.condition(model.quantizer(model.encoder(xs), update=False).q, 8)  # held fixed: p(x | tokens)
     assert cond.shape == (1, model.quantizer.dim, 8, 1) and cond.abs().sum() > 0
-    jac = torch.autograd.functional.jacobian(lambda v: model.flow(v.view(1, 2, 8, 18), cond)[0].flatten(), x.flatten())
+    jac = torch.autograd.functional.jacobian(lambda v: model.flow(v.view(1, 2, 8, 18), cond)[0].flatten(), x.flatten(), vectorize=True)
     _, logdet = model.flow(x, cond)
     assert logdet.item() == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-8)
     # and the condition matters

@@ -24,7 +24,7 @@ def _random_trained_like(seg_len=8):
 def test_log_determinant_is_exact():
     model = _random_trained_like()
     x = torch.randn(1, 2, 8, 18, dtype=torch.float64)
-    jac = torch.autograd.functional.jacobian(lambda v: model.flow(v.view(1, 2, 8, 18))[0].flatten(), x.flatten())
+    jac = torch.autograd.functional.jacobian(lambda v: model.flow(v.view(1, 2, 8, 18))[0].flatten(), x.flatten(), vectorize=True)
     _, logdet = model.flow(x)
     assert logdet.item() == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-8)
 
