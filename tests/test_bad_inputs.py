@@ -291,7 +291,7 @@ def test_prepare_refuses_an_unusable_dataset_in_one_line(case, tmp_path, monkeyp
     root = dataset(tmp_path, case.dataset, case.defect)
     code, _, err = prepare(root, case.dataset, tmp_path, monkeypatch, capsys)
     assert_one_line(code, err, str(root / case.names), case.says)
-    assert not list((tmp_path / "cache").glob("*.npz")) if (tmp_path / "cache").exists() else True  # no half cache
+    assert not list((tmp_path / "cache").glob("*.npz"))  # no half cache
 
 
 PREPARED = ("kp", "vis", "frames", "track_ptr", "track_clip", "track_person")
@@ -305,11 +305,11 @@ def test_prepare_names_a_skip_and_keeps_everything_else(case, tmp_path, monkeypa
     named = f"{case.dataset}: {case.kind}: "  # logged while preparing (a cached load prints it as "skipped: ...")
     line = next((ln for ln in out.splitlines() if named in ln), None)
     assert line is not None and str(root / case.names) in line, out
+    threshold = 0.05 if case.dataset == "poselift" else 0.0  # the dataset configs' conf_threshold
     with pytest.raises(Exception, match="strict"):  # the same dataset under strict is refused
-        load_prepared(case.dataset, root, tmp_path / "cache", strict=True, conf_threshold=0.05 if case.dataset == "poselift" else 0.0)
+        load_prepared(case.dataset, root, tmp_path / "cache", strict=True, conf_threshold=threshold)
     assert "dataset.strict" in prepare(root, case.dataset, tmp_path, monkeypatch, capsys, "dataset.strict=true")[2]
     # the cache: exactly the clean dataset's, with the skip or repair done by hand
-    threshold = 0.05 if case.dataset == "poselift" else 0.0  # the dataset configs' conf_threshold
     got = load_prepared(case.dataset, root, tmp_path / "cache", conf_threshold=threshold)
     assert got[2]["cached"] and got[2]["skipped"][case.kind]["files"] == [str(root / case.names)]
     expected = load_prepared(case.dataset, dataset(tmp_path, case.dataset, case.same_as, "clean"), tmp_path / "cache_clean", conf_threshold=threshold)

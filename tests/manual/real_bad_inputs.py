@@ -27,14 +27,13 @@ from tests.test_bad_inputs import npy_bytes, replace_field  # noqa: E402  (the c
 
 def unpack_subsets(data_root: Path, into: Path) -> None:
     """PoseLift: 12 training and 6 test clips with their masks. HR-Avenue: 4 training and 5 test clips."""
-    keep_pl = lambda n, names: n in names  # noqa: E731
     with tarfile.open(data_root / "poselift.tar.xz") as tar:
         names = tar.getnames()
         train = sorted(n for n in names if "/pose/train/" in n and n.endswith(".json"))[:12]
         test = sorted(n for n in names if "/pose/test/" in n and n.endswith(".json"))[:6]
         clips = [Path(n).name.replace("_alphapose_tracked_person.json", "") for n in test]
         masks = [n for n in names if "/gt/test_frame_mask/" in n and Path(n).stem in clips]
-        tar.extractall(into, members=[tar.getmember(n) for n in train + test + masks if keep_pl(n, names)], filter="data")
+        tar.extractall(into, members=[tar.getmember(n) for n in train + test + masks], filter="data")
     wanted = ("HR-Avenue/training/trajectories/01/01_0" + c for c in "1234")
     tests = tuple(f"HR-Avenue/testing/trajectories/01/0{c}/" for c in "12345")
     test_masks = tuple(f"HR-Avenue/testing/frame_level_masks/01/01_0{c}.npy" for c in "12345")

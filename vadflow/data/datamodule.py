@@ -125,10 +125,14 @@ class PoseDataModule(L.LightningDataModule):
         self.trajectory_features = bool(trajectory_features)  # batches carry traj / norm / camera (trajectory models)
         self.train_set = self.test_set = None
         self.prepare_info: dict = {}
+        self._prepared = False  # the cache is built (training asks before Lightning does)
+        self._official_masks: dict[str, np.ndarray] | None = None  # dataset.full_masks, read and checked once
 
     # -- data --------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        self._load()  # builds the cache once (rank 0 first under DDP)
+        if not self._prepared:
+            self._load()  # builds the cache once (rank 0 first under DDP)
+            self._prepared = True
 
     def _load(self):
         if self.name != "synthetic" and not Path(self.data_root).exists():
@@ -253,13 +257,13 @@ class PoseDataModule(L.LightningDataModule):
             return self.test.masks
         if not self.full_masks_dir:
             raise DataError(f"{self.name}: the stgnf_full protocol needs dataset.full_masks (a folder of .npy masks)")
-        from vadflow.data.readers import iter_files, parse_mask
+        if self._official_masks is None:
+            from vadflow.data.readers import iter_files, parse_mask
 
-        folder = Path(self.data_root) / self.full_masks_dir
-        masks = {Path(n).stem: parse_mask(str(folder / n), b) for n, b in iter_files(folder, lambda p: p.endswith(".npy"))}
-        masks = {c: m for c, m in masks.items() if c not in set(self.held_out_clips)}
-        self._check_mask_lengths(masks, folder)
-        return masks
+            folder = Path(self.data_root) / self.full_masks_dir
+            self._official_masks = {Path(n).stem: parse_mask(str(folder / n), b) for n, b in iter_files(folder, lambda p: p.endswith(".npy"))}
+            self._check_mask_lengths(self._official_masks, folder)
+        return {c: m for c, m in self._official_masks.items() if c not in set(self.held_out_clips)}
 
     def _check_mask_lengths(self, official: dict[str, np.ndarray], folder: Path) -> None:
         """Each of the dataset's masks has as many frames as the official label of its clip."""

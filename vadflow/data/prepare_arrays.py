@@ -113,11 +113,10 @@ def prepare_split(raw: RawSplit, missing_joints: str = "impute", conf_threshold:
         kp17, frames, lengths = np.zeros((0, 17, 3), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
     vis17 = (kp17[..., 2] > conf_threshold) & ~((kp17[..., 0] == 0) & (kp17[..., 1] == 0))
     xy17 = kp17[..., :2].copy()
-    source = [t.source or f"clip {t.clip} person {t.person}" for t in tracks]
+    source = [t.shown for t in tracks]
     if missing_joints == "impute":
         keep = vis17.any(1)  # a row with no joint is a missing frame
-        row_track = track_of_rows(np.r_[0, np.cumsum(lengths)])
-        track_id = row_track[keep]
+        track_id = track_of_rows(np.r_[0, np.cumsum(lengths)])[keep]
         xy17, vis17, frames = xy17[keep], vis17[keep], frames[keep]
         kept = np.bincount(track_id, minlength=len(tracks)).astype(np.int64)
         if skips is not None:
@@ -153,14 +152,13 @@ def _check_masks(raw: RawSplit, tracks, frames, lengths, where: str) -> None:
         if lengths[i] == 0:
             continue
         mask = raw.masks.get(t.clip)
-        track = t.source or f"clip {t.clip} person {t.person}"
         if mask is None:
-            raise DataError(f"{track}: {where}clip {t.clip} has test tracks but no frame mask (add <clip>.npy beside the other masks)")
+            raise DataError(f"{t.shown}: {where}clip {t.clip} has test tracks but no frame mask (add <clip>.npy beside the other masks)")
         last = int(frames[ends[i + 1] - 1])
         if last >= len(mask):
             raise DataError(
                 f"{raw.mask_files.get(t.clip, f'the mask of clip {t.clip}')}: {where}the mask has {len(mask)} frames, "
-                f"but {track} reaches frame {last} (mask too short, or the tracks belong to another clip)"
+                f"but {t.shown} reaches frame {last} (mask too short, or the tracks belong to another clip)"
             )
 
 

@@ -29,6 +29,11 @@ class Track:
     kp: np.ndarray  # (n, 17, 3) float32: x px, y px, confidence (0 = missing joint)
     source: str = ""  # the file it was read from, named in every skip and error about it
 
+    @property
+    def shown(self) -> str:
+        """How messages name the track: its file, else its clip and person."""
+        return self.source or f"clip {self.clip} person {self.person}"
+
     def __post_init__(self):
         self.frames = np.asarray(self.frames, dtype=np.int64)
         self.kp = np.asarray(self.kp, dtype=np.float32)
