@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv with the pinned dependencies
 
-run: $(STAMP) ## train the default experiment (STG-NF on synthetic data) and print its AUC
-	$(BIN)/vadflow-train
+run: $(STAMP) ## train the quickstart (MSG-Flow + trajectory on synthetic data, ~30 s), print its AUC and its score-over-time PNG
+	$(BIN)/vadflow-train experiment=quickstart
 
 test: $(STAMP) ## fast tests (real-data tests run too when the data root exists)
 	$(BIN)/python -m pytest -m "not slow" -q

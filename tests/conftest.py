@@ -60,3 +60,22 @@ def tiny_overrides(tmp_path) -> list[str]:
         "+trainer.enable_progress_bar=false",
         "threads=1",
     ]
+
+
+def saved_auc(run_dir: Path, cfg) -> float:
+    """The headline AUC recomputed by sklearn from the run's saved frame scores and the dataset's
+    labels: what a run reports must be what it saved (an independent check of the pipeline)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from vadflow.config import datamodule_kwargs, to_plain
+    from vadflow.data.datamodule import PoseDataModule
+
+    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths)))
+    dm.setup("test")
+    protocol = cfg.dataset.protocols[0]
+    saved = np.load(Path(run_dir) / f"frame_scores_{protocol}.npz")
+    masks = dm.masks_for(protocol)
+    labels = np.concatenate([masks[str(c)] for c in saved["clips"]]).astype(bool)
+    keep = saved["keep"].astype(bool)
+    return float(roc_auc_score(labels[keep], saved["scores"][keep]))

@@ -31,8 +31,8 @@ def run_command(module, argv, monkeypatch, capsys, tmp_path):
     ("vadflow-train", ["+dataset.seg_lenn=16"], "config key dataset.seg_lenn is not an option of the dataset (did you mean dataset.seg_len?)"),
     ("vadflow-train", ["dataset.missing_joints=impue"], "dataset.missing_joints='impue' is not one of impute, zeros"),
     ("vadflow-train", ["trajectory=flow", "trajectory.combine=bogus"], "trajectory.combine='bogus' is not one of max, standardised, likelihood"),
-    ("vadflow-train", ["method=dsnf", "+method.model.frame_attention=true"], "config key method.model.frame_attention is not an option of DSNF"),
-    ("vadflow-train", ["loss=awam", "+loss.tauu=2"], "config key loss.tauu is not an option of AWAM (did you mean loss.tau?)"),
+    ("vadflow-train", ["method=dsnf", "+method.model.frame_attention=true"], "config key method.model.frame_attention is not an option of PoseFlow"),
+    ("vadflow-train", ["loss=awam", "+loss.reducer.tauu=2"], "config key loss.reducer.tauu is not an option of AWAMReducer (did you mean loss.reducer.tau?)"),
     ("vadflow-train", ["dataset.seg_len=["], "cannot read the command-line overrides"),
     ("vadflow-eval", [], "ckpt_path is required: pass ckpt_path=..."),
 ])
@@ -50,7 +50,7 @@ def test_config_mistakes_are_one_line_exit_2(module, argv, message, monkeypatch,
     (["dataset.short_tracks=reflekt"], "dataset.short_tracks='reflekt' is not one of skip, reflect, edge"),
     (["trajectory=flow", "+trajectory.hiden=3"], "trajectory.hiden is not an option of TrajectoryFlow (did you mean trajectory.hidden?)"),
     (["trajectory=flow", "trajectory.features=boxes"], "trajectory.features='boxes' is not one of frames, summary"),
-    (["method=msgflow", "+method.model.Kk=3"], "method.model.Kk is not an option of MSGFlow (did you mean method.model.K?)"),
+    (["method=msgflow", "+method.model.Kk=3"], "method.model.Kk is not an option of PoseFlow (did you mean method.model.K?)"),
 ])
 def test_unusable_keys_and_values_are_refused(overrides, message):
     with pytest.raises(ConfigError) as err:
@@ -60,7 +60,7 @@ def test_unusable_keys_and_values_are_refused(overrides, message):
 
 @pytest.mark.parametrize("overrides", [
     ["+dataset.synthetic.n_train_clips=3"],  # a generator option the YAML leaves at its default
-    ["method=daflow", "method.model.frame_attention=false"],
+    ["method=daflow", "backbone.frame_attention=false"],
     ["experiment=dsnf/hr_shanghaitech"],
     ["method=gmfcvae", "loss=gmm_energy", "trajectory=flow"],
 ])

@@ -10,7 +10,7 @@ from vadflow.methods.msgflow import MSGFlow
 from vadflow.nn.vq import VectorQuantizer
 from vadflow.train import run_training
 
-from .conftest import compose
+from .conftest import compose, saved_auc
 
 # -- vector quantiser ----------------------------------------------------------------------
 
@@ -123,25 +123,25 @@ def _trained_like(seg_len=8, **kw):
 
 def test_transformer_is_causal():
     model = _trained_like(seg_len=24)
-    tf = model.transformer
-    codes = torch.randint(0, 32, (3, model.n_tokens))
+    tf = model.conditioner.transformer
+    codes = torch.randint(0, 32, (3, model.conditioner.n_tokens))
     logits = tf(codes)
-    for t in range(model.n_tokens - 1):
+    for t in range(model.conditioner.n_tokens - 1):
         changed = codes.clone()
         changed[:, t + 1] = (changed[:, t + 1] + 1) % 32
         other = tf(changed)
         # logits[:, j] predicts token j from tokens < j: tokens >= t+1 must not move logits <= t+1
         torch.testing.assert_close(other[:, : t + 2], logits[:, : t + 2])
-        if t + 2 < model.n_tokens:
+        if t + 2 < model.conditioner.n_tokens:
             assert not torch.allclose(other[:, t + 2], logits[:, t + 2])
 
 
 def test_conditional_flow_log_determinant_is_exact():
     model = _trained_like()
     x = torch.randn(1, 2, 8, 18, dtype=torch.float64)
-    xs, _ = model.subwindows(x)
-    cond = model.condition(model.quantizer(model.encoder(xs), update=False).q, 8)  # held fixed: p(x | tokens)
-    assert cond.shape == (1, model.quantizer.dim, 8, 1) and cond.abs().sum() > 0
+    xs, _ = model.conditioner.subwindows(x)
+    cond = model.conditioner.condition(model.conditioner.quantizer(model.conditioner.encoder(xs), update=False).q, 8)  # held fixed: p(x | tokens)
+    assert cond.shape == (1, model.conditioner.quantizer.dim, 8, 1) and cond.abs().sum() > 0
     jac = torch.autograd.functional.jacobian(lambda v: model.flow(v.view(1, 2, 8, 18), cond)[0].flatten(), x.flatten(), vectorize=True)
     _, logdet = model.flow(x, cond)
     assert logdet.item() == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-8)
@@ -153,11 +153,11 @@ def test_conditional_flow_log_determinant_is_exact():
 
 def test_subwindows_pad_and_mask_missing_joints():
     model = MSGFlow(seg_len=10, sub_len=4)
-    assert model.n_tokens == 3
+    assert model.conditioner.n_tokens == 3
     x = torch.randn(2, 2, 10, 18)
     vis = torch.ones(2, 10, 18, dtype=torch.bool)
     vis[0, 1, 3] = False
-    xs, ws = model.subwindows(x, vis)
+    xs, ws = model.conditioner.subwindows(x, vis)
     assert xs.shape == ws.shape == (2, 3, 2 * 4 * 18)
     w = ws.view(2, 3, 2, 4, 18)
     assert w[0, 0, :, 1, 3].eq(0).all() and w[1, 0, :, 1, 3].eq(1).all()  # imputed joint: no reconstruction loss
@@ -194,8 +194,8 @@ def test_loss_terms_and_weights():
     assert {"loss", "nll", "token_nll", "recon", "commit", "codebook", "perplexity"} <= set(out)
     assert "codebook" not in MSGFlow(vq_ema=True).train().loss(batch)  # EMA: no codebook term
     out["loss"].backward()
-    for name in ("encoder", "decoder", "transformer", "flow", "quantizer"):
-        grads = [p.grad for p in getattr(model, name).parameters()]
+    for name in ("conditioner.encoder", "conditioner.decoder", "conditioner.transformer", "flow", "conditioner.quantizer"):
+        grads = [p.grad for p in model.get_submodule(name).parameters()]
         assert grads and all(g is not None for g in grads), name
 
 
@@ -209,46 +209,48 @@ def test_staged_training_switches_at_stage_steps():
         assert "nll" not in out and "recon" in out
         out["loss"].backward()
     model.zero_grad()
-    frozen = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("encoder.", "quantizer."))}
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("conditioner.encoder.", "conditioner.quantizer."))}
+    assert frozen
     out = model.loss(batch)
     for k, v in frozen.items():  # VQ frozen: no EMA update, no restart, no BatchNorm statistics update
         torch.testing.assert_close(model.state_dict()[k], v, msg=k)
-    assert model.encoder.training
+    assert model.conditioner.encoder.training
     assert {"nll", "token_nll"} <= set(out) and "recon" not in out and "commit" not in out
     out["loss"].backward()
-    assert all(p.grad is None for p in model.encoder.parameters())  # VQ frozen in stage 2
+    assert all(p.grad is None for p in model.conditioner.encoder.parameters())  # VQ frozen in stage 2
     assert all(p.grad is not None for p in model.flow.parameters())
-    assert int(model.step) == 3
+    assert int(model.conditioner.step) == 3
 
 
 # -- end to end ----------------------------------------------------------------------------
 
-SMALL = ["method=msgflow", "method.batch_size=64", "method.model.num_codes=8", "method.model.tf_layers=1"]
+SMALL = ["method=msgflow", "method.batch_size=64", "conditioner.num_codes=8", "conditioner.tf_layers=1"]
 
 
 @pytest.mark.parametrize("loss", ["vq", "nll", "awam"])
 def test_trains_end_to_end(tiny_overrides, tmp_path, loss):
-    record = run_training(compose("train", tiny_overrides + SMALL + [f"loss={loss}"]))
-    assert record["method"] == "msgflow" and 0.0 <= record["auc"] <= 1.0
+    cfg = compose("train", tiny_overrides + SMALL + [f"loss={loss}"])
+    record = run_training(cfg)
+    assert record["method"] == "msgflow" and record["auc"] == pytest.approx(saved_auc(tmp_path / "run", cfg), abs=1e-12)
     ckpt = torch.load(tmp_path / "run" / "model.ckpt", weights_only=True)
     sd = ckpt["state_dict"]
     assert sd["stats_fitted"] == 1 and (sd["stat_std"] > 0).all()
-    assert sd["quantizer.initialized"] == 1 and sd["flow.steps.0.actnorm.initialized"] == 1
+    assert sd["conditioner.quantizer.initialized"] == 1 and sd["flow.steps.0.actnorm.initialized"] == 1
     assert np.isfinite(np.load(tmp_path / "run" / "window_scores.npz")["score"]).all()
 
 
 def test_staged_mode_end_to_end(tiny_overrides, tmp_path):
-    cfg = compose("train", tiny_overrides + SMALL + ["loss=vq", "method.model.training=staged", "method.model.stage_steps=3",
+    cfg = compose("train", tiny_overrides + SMALL + ["loss=vq", "conditioner.training=staged", "conditioner.stage_steps=3",
                                                      "trainer.max_epochs=2"])
     record = run_training(cfg)
     sd = torch.load(tmp_path / "run" / "model.ckpt", weights_only=True)["state_dict"]
-    assert int(sd["step"]) > 3 and sd["flow.steps.0.actnorm.initialized"] == 1
-    assert 0.0 <= record["auc"] <= 1.0
+    assert int(sd["conditioner.step"]) > 3 and sd["flow.steps.0.actnorm.initialized"] == 1
+    assert record["auc"] == pytest.approx(saved_auc(tmp_path / "run", cfg), abs=1e-12)
 
 
 @pytest.mark.parametrize("ema", ["true", "false"])
 def test_bf16_mixed_training_is_finite(tiny_overrides, tmp_path, ema):
-    record = run_training(compose("train", tiny_overrides + SMALL + ["loss=vq", "trainer.precision=bf16-mixed", f"method.model.vq_ema={ema}"]))
+    record = run_training(compose("train", tiny_overrides + SMALL + ["loss=vq", "trainer.precision=bf16-mixed", f"conditioner.vq_ema={ema}"]))
     assert record["precision"] == "bf16-mixed"
     scores = np.load(tmp_path / "run" / "window_scores.npz")["score"]
     assert np.isfinite(scores).all() and len(np.unique(scores)) > 0.9 * len(scores)

@@ -8,19 +8,20 @@ import torch
 from vadflow.evaluate import run_evaluation
 from vadflow.train import run_training
 
-from .conftest import compose
+from .conftest import compose, saved_auc
 
 REQUIRED = {"method", "dataset", "protocol", "seed", "auc", "auc_raw", "auc_macro", "n_clips", "n_frames",
             "n_windows", "n_params", "train_seconds", "eval_seconds", "git_commit"}
 
 
 def test_train_writes_a_complete_run_directory(tiny_overrides, tmp_path):
-    record = run_training(compose("train", tiny_overrides))
+    cfg = compose("train", tiny_overrides)
+    record = run_training(cfg)
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert REQUIRED <= set(metrics)
     assert metrics == json.loads(json.dumps(record))
-    assert 0.0 <= metrics["auc"] <= 1.0 and metrics["n_params"] == 616
+    assert metrics["auc"] == pytest.approx(saved_auc(run, cfg), abs=1e-12) and metrics["n_params"] == 616
     assert set(metrics["protocols"]) == {"stgnf", "mpedrnn", "mocodad"}
     for res in metrics["protocols"].values():  # every protocol: AUC-ROC, AUC-PR and EER
         assert {"auc", "auc_pr", "eer"} <= set(res) and 0 < res["eer"] < 1

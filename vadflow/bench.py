@@ -5,7 +5,9 @@ Each stage runs in its own process so its wall time and peak RSS are its own:
   2. training and inference throughput (windows/s) on real batches, for every method
      (``--methods``; each with its experiment preset's loss and optimiser);
   3. STG-NF's official schedule end to end: 8 epochs + test evaluation (``vadflow-train``);
-  4. ``vadflow-score`` on one hour of synthetic tracks at 25 fps with 5 people per frame (450,000
+  4. STG-NF's execution paths: fused kernels, eager fp32, eager under bf16 autocast
+     (``--paths-only``: this stage alone);
+  5. ``vadflow-score`` on one hour of synthetic tracks at 25 fps with 5 people per frame (450,000
      poses as AlphaPose JSON), with the shipped STG-NF model (``--score-only``: this stage alone,
      no data root needed).
 Run it on an otherwise idle machine: two PyTorch jobs on two cores slow each other down a lot.
@@ -92,6 +94,35 @@ def throughput(dataset: str, threads: int, steps: int, method: str = "stgnf") ->
     return {"train windows/s": train_wps, "inference windows/s": infer_wps, "test windows": dm.test_set.n, "train windows/epoch": len(dm.train_set)}
 
 
+def flow_paths(dataset: str, threads: int, steps: int) -> dict:
+    """STG-NF's execution paths: the fused kernels its ST-GCN coupling networks declare
+    (``STGCNBlock.fused_path``; fp32 without autocast only), the eager path in fp32, and the eager
+    path under bf16 autocast (the only path bf16 runs). Training and inference windows/s each."""
+    import contextlib
+
+    import lightning as L
+    import torch
+
+    from vadflow.data.datamodule import PoseDataModule
+
+    torch.set_num_threads(threads)
+    dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=str(ROOT / ".cache"), batch_size=256)
+    dm.setup()
+    out = {}
+    for name, fused, bf16 in (("fused fp32", True, False), ("eager fp32", False, False), ("eager bf16 autocast", False, True)):
+        L.seed_everything(0, verbose=False)
+        model, opt = build_method("stgnf", dataset)
+        assert model.flow.fusable, "STG-NF's coupling networks declare the fused path"
+        model.flow.fusable = fused
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with autocast:
+            model.train()
+            train = _train_steps(model, opt, dm, steps)
+            infer = _inference(model, dm)
+        out[name] = {"train windows/s": train, "inference windows/s": infer}
+    return out
+
+
 def _train_steps(model, opt, dm, steps: int) -> float:
     import torch
 
@@ -165,6 +196,7 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-full", action="store_true", help="skip the 8-epoch end-to-end run")
     parser.add_argument("--skip-prepare", action="store_true", help="skip the cold/cached prepare timings")
     parser.add_argument("--score-only", action="store_true", help="only the vadflow-score hour (synthetic data, no data root needed)")
+    parser.add_argument("--paths-only", action="store_true", help="only STG-NF's fused / eager / bf16-autocast paths (needs the data root)")
     parser.add_argument("--child-throughput", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.score_only:
@@ -174,6 +206,9 @@ def main(argv=None) -> None:
         raise SystemExit("bench: set VADFLOW_DATA to the datasets folder (the Makefile does when ../shared/datasets exists)")
     if args.child_throughput:
         print(json.dumps(throughput(args.dataset, args.threads, args.steps, args.child_throughput)))
+        return
+    if args.child_throughput is None and args.paths_only:
+        _print_paths(flow_paths(args.dataset, args.threads, args.steps), args.dataset, args.threads)
         return
     bin_dir = Path(sys.executable).parent
     results = {}
@@ -206,10 +241,18 @@ def main(argv=None) -> None:
     results.update(score_hour(args.threads))
     _print_results(results, f"STG-NF on {args.dataset}, {args.threads} threads")
 
+    _print_paths(flow_paths(args.dataset, args.threads, args.steps), args.dataset, args.threads)
     print(f"\nthroughput per method on {args.dataset}, {args.threads} threads (batch 256 training, 4096 inference)")
     print(f"  {'method':10s} {'train windows/s':>16s} {'inference windows/s':>20s}")
     for method, r in per_method.items():
         print(f"  {method:10s} {r['train windows/s']:>16,.0f} {r['inference windows/s']:>20,.0f}")
+
+
+def _print_paths(paths: dict, dataset: str, threads: int) -> None:
+    print(f"\nSTG-NF execution paths on {dataset}, {threads} threads (bf16 autocast always runs the eager path)")
+    print(f"  {'path':22s} {'train windows/s':>16s} {'inference windows/s':>20s}")
+    for name, r in paths.items():
+        print(f"  {name:22s} {r['train windows/s']:>16,.0f} {r['inference windows/s']:>20,.0f}")
 
 
 def _print_results(results: dict, title: str) -> None:

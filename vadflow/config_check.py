@@ -15,15 +15,13 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from vadflow.data.types import DataError
-
-
-class ConfigError(DataError):
-    """A config value or key the code cannot use (one line, exit 2)."""
+from vadflow.data.types import ConfigError
 
 
 # keys of a dataset node that PoseDataModule does not take: read by the prepare step or the table
-DATASET_KEYS_READ_ELSEWHERE = {"root", "description"}
+DATASET_KEYS_READ_ELSEWHERE = {"root", "description", "n_joints", "in_channels"}
+# the layout every reader writes (OpenPose-18, (x, y)); the models size themselves from these keys
+DATASET_LAYOUT = {"n_joints": 18, "in_channels": 2}
 # enumerated options of the dataset node: key -> allowed values
 DATASET_CHOICES = {"missing_joints": ("impute", "zeros"), "short_tracks": ("skip", "reflect", "edge")}
 
@@ -96,6 +94,9 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
     for key, allowed in DATASET_CHOICES.items():
         if key in ds:
             check_choice(ds[key], allowed, f"{path}.{key}")
+    for key, value in DATASET_LAYOUT.items():
+        if key in ds and ds[key] != value:
+            raise ConfigError(f"{path}.{key}={ds[key]}: every reader writes OpenPose-18 (x, y) windows, so {key} must be {value}")
     for protocol in ds.get("protocols") or ():
         check_choice(protocol, tuple(PROTOCOLS), f"{path}.protocols")
     if isinstance(ds.get("synthetic"), dict):
@@ -120,7 +121,20 @@ def check_config(cfg: DictConfig | dict) -> None:
     method = plain.get("method")
     if isinstance(method, dict) and isinstance(method.get("model"), dict):
         check_target(method["model"], "method.model", extra={"objective"})
+        check_composed_groups(plain, method)
     if isinstance(plain.get("loss"), dict):
         check_target(plain["loss"], "loss")
     if isinstance(plain.get("trajectory"), dict):
         check_trajectory(plain["trajectory"])
+
+
+def check_composed_groups(plain: dict, method: dict) -> None:
+    """A backbone or conditioner chosen for a method that builds nothing from it is a mistake, not
+    a no-op (``method=height_baseline backbone=dual_space``)."""
+    for group in ("backbone", "conditioner"):
+        if plain.get(group) and group not in method["model"]:
+            from hydra.utils import get_object
+
+            chosen = getattr(get_object(plain[group]["_target_"]), "name", plain[group]["_target_"]) if "_target_" in plain[group] else "?"
+            raise ConfigError(f"{group}={chosen}: method {method.get('name', '?')} takes no {group}")
+

@@ -37,13 +37,14 @@ from vadflow.nn.graph import OPENPOSE_EDGES
 @torch.no_grad()
 def code_statistics(method, loader) -> tuple[np.ndarray, np.ndarray]:
     """Usage count per code (K,) and the mean sub-window per code (K, C, L, V) over ``loader``."""
-    K, C, L, V = method.quantizer.num_codes, method.in_channels, method.sub_len, method.n_joints
+    tokens = method.conditioner  # the VQ-token conditioner (MSG-Flow's semantic level)
+    K, C, L, V = tokens.quantizer.num_codes, method.in_channels, tokens.sub_len, method.n_joints
     counts = torch.zeros(K, dtype=torch.float64)
     sums = torch.zeros(K, C * L * V, dtype=torch.float64)
     method.eval()
     for batch in loader:
-        xs, _ = method.subwindows(batch["x"].float())
-        codes = method.quantizer(method.encoder(xs), update=False).codes.reshape(-1)
+        xs, _ = tokens.subwindows(batch["x"].float())
+        codes = tokens.quantizer(tokens.encoder(xs), update=False).codes.reshape(-1)
         counts += torch.bincount(codes, minlength=K).double()
         sums.index_add_(0, codes, xs.reshape(-1, xs.shape[-1]).double())
     means = sums / counts.clamp_min(1.0)[:, None]
@@ -99,7 +100,7 @@ def run_primitives(ckpt_path, out_dir, top: int = 8, data_root: str | None = Non
                    max_windows: int | None = None) -> dict:
     ckpt = read_checkpoint(ckpt_path)
     method, method_cfg = load_method(ckpt, ckpt_path)
-    if not hasattr(method, "quantizer") or not hasattr(method, "subwindows"):
+    if not hasattr(getattr(method, "conditioner", None), "quantizer"):
         raise DataError(f"{ckpt_path}: not an MSG-Flow checkpoint (method {method_cfg.get('name')!r} has no motion codebook)")
     if "dataset" not in ckpt:
         raise DataError(f"{ckpt_path}: the checkpoint stores no dataset config")
@@ -114,7 +115,7 @@ def run_primitives(ckpt_path, out_dir, top: int = 8, data_root: str | None = Non
     drawn = [int(k) for k in np.argsort(-counts, kind="stable")[:top] if counts[k] > 0]
     files += [code_png(out / f"code_{k}.png", k, means[k], counts[k], counts.sum()) for k in drawn]
     info = {"checkpoint": str(ckpt_path), "dataset": ckpt["dataset"]["name"], "counts": counts.astype(int).tolist(),
-            "codes_drawn": drawn, "sub_len": method.sub_len}
+            "codes_drawn": drawn, "sub_len": method.conditioner.sub_len}
     (out / "primitives.json").write_text(json.dumps(info, indent=2))
     return {"files": [str(f) for f in files], **info}
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from vadflow.checkpoint import save_checkpoint
@@ -25,7 +26,8 @@ from vadflow.cli import friendly_errors, hydra_command
 from vadflow.config import CONF_DIR, datamodule_kwargs, git_commit, set_threads, to_plain
 from vadflow.config_check import check_config
 from vadflow.data.datamodule import PoseDataModule
-from vadflow.data.types import DataError
+from vadflow.data.types import ConfigError, DataError
+from vadflow.losses import check_terms
 from vadflow.methods import needs_trajectory
 from vadflow.methods.trajectory_aware import DEFAULT_COMBINE
 from vadflow.module import AnomalyModule, count_trainable, load_evaluation
@@ -93,6 +95,20 @@ def log_to_wandb(loggers: list, cfg: DictConfig, record: dict, out_dir: Path, dm
             lg.log_image(key=f"{protocol}/score_over_time", images=[str(f) for f in figs["timelines"]])
 
 
+def headline_figures(out_dir: Path, dm: PoseDataModule, record: dict) -> dict | None:
+    """``figures/``: the ROC and the score over time of the clip with the most abnormal frames,
+    under the headline protocol (the first of the dataset's ``protocols``)."""
+    from vadflow.plots import evaluation_figures
+
+    protocol = next(iter(record["protocols"]), None)
+    if protocol is None:
+        return None
+    if dm.test_set is None:  # spawned strategies trained in other processes
+        dm.setup()
+    figs = evaluation_figures(out_dir, dm.masks_for(protocol), protocol, record["dataset"], n_clips=1)
+    return {**figs, "protocol": protocol} if figs["timelines"] else None
+
+
 def finish_wandb(failed: bool) -> None:
     """Close the W&B run of this job, also when it failed (multiruns start the next job clean)."""
 
@@ -151,6 +167,7 @@ def method_config(cfg: DictConfig) -> dict:
     """The method's config as the checkpoint stores it: with ``trajectory=flow`` its model is the
     pose model wrapped with the trajectory component, so ``load_method`` rebuilds both."""
     method_cfg = to_plain(cfg.method)
+    method_cfg["loss"] = to_plain(cfg.loss)  # stored with the weights: head, backbone, conditioner (in model) and loss
     traj = to_plain(cfg.trajectory) if cfg.get("trajectory") else {}
     if traj:
         combine, jacobian = traj.pop("combine", DEFAULT_COMBINE), traj.pop("normalisation_jacobian", False)
@@ -160,12 +177,25 @@ def method_config(cfg: DictConfig) -> dict:
 
 
 def build_method(method_cfg: dict, objective):
-    """The method with the training objective (the pose model's, when wrapped)."""
+    """The method with the training objective (the pose model's, when wrapped). A combination
+    that cannot work (a flow on GMFC-VAE's block, a loss weight for a term the method never
+    produces) is one line here, before any data is read."""
     model_cfg = method_cfg["model"]
-    if model_cfg.get("_target_") != TRAJECTORY_TARGET:
-        return hydra.utils.instantiate(model_cfg, objective=objective)
-    pose = hydra.utils.instantiate(model_cfg["pose"], objective=objective)
-    return hydra.utils.instantiate({**model_cfg, "pose": None}, pose=pose)
+    try:
+        if model_cfg.get("_target_") != TRAJECTORY_TARGET:
+            method = hydra.utils.instantiate(model_cfg, objective=objective)
+        else:
+            pose = hydra.utils.instantiate(model_cfg["pose"], objective=objective)
+            method = hydra.utils.instantiate({**model_cfg, "pose": None}, pose=pose)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while isinstance(cause, InstantiationException):
+            cause = cause.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise
+    check_terms(objective, method, f"method {method_cfg.get('name', '?')}")
+    return method
 
 
 def fit_statistics(method, dm: PoseDataModule) -> None:
@@ -230,9 +260,12 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, loggers, out_dir: P
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
     calibration = calibrate(method, dm, cfg) if cfg.get("calibrate", True) else None
     save_checkpoint(out_dir / "model.ckpt", method, method_cfg, to_plain(cfg.dataset), record, calibration)
+    figures = headline_figures(out_dir, dm, record) if cfg.get("figures", True) else None
     log_to_wandb(loggers, cfg, record, out_dir, dm)
     report(record, f" | {cfg.method.name} seed {cfg.seed}")
     print(f"run directory: {out_dir}")
+    if figures:
+        print(f"score over time ({record['dataset']}, {figures['protocol']} protocol): {figures['timelines'][0]}")
     return record
 
 

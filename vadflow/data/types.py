@@ -19,6 +19,10 @@ class DataError(ValueError):
     """Bad input data. The message always names the file (or clip) and the problem."""
 
 
+class ConfigError(DataError):
+    """A config value, key or combination the code cannot use (one line, exit 2)."""
+
+
 @dataclass
 class Track:
     """One person's pose track inside one clip."""

@@ -20,6 +20,10 @@ class NothingLearned(nn.Module):
     def __init__(self, seg_len: int = 24, objective: nn.Module | None = None):
         super().__init__()
         self.seg_len = int(seg_len)
+        self.objective = objective  # kept like a method's, so a loss config is checked against loss_terms()
+
+    def loss_terms(self) -> set[str]:
+        return set()  # nothing to weight: any loss weight is a mistake
 
     def loss(self, batch: dict) -> dict:
         raise RuntimeError(f"{type(self).__name__} is not trained (epochs: 0)")

@@ -17,29 +17,16 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
-from vadflow.methods.stgnf import STGNF
-from vadflow.nn.attention import DualAttention
+from vadflow.methods.flow_head import PoseFlow
+from vadflow.nn.backbones import DualAttention
 from vadflow.nn.flow import ActNorm
-from vadflow.nn.stgcn import STGCNBlock
 
 
-class AttentiveCoupling(nn.Module):
-    """ST-GCN block (graph + temporal conv) followed by the Dual Attention Module."""
-
-    def __init__(self, block: STGCNBlock, attention: DualAttention):
-        super().__init__()
-        self.block = block
-        self.attention = attention
-
-    def forward(self, z1: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        return self.attention(self.block(z1, cond))
-
-
-class DAFlow(STGNF):
-    """DA-Flow's own options; every other keyword (``seg_len``, ``K``, ``R``, ``objective``...) is
-    STG-NF's and goes to :class:`STGNF`."""
+class DAFlow(PoseFlow):
+    """The flow head with DA-Flow's coupling networks (``backbone=dual_attention``) and its
+    untrained modes; every other keyword (``seg_len``, ``K``, ``R``, ``objective``...) is the
+    head's. ``backbone`` replaces the attention backbone (``method=daflow backbone=dual_space``)."""
 
     def __init__(
         self,
@@ -50,13 +37,17 @@ class DAFlow(STGNF):
         mode: str = "train",
         random_kind: str = "flow",
         seed: int = 0,
-        **flow_args,
+        temporal_kernel: int | None = None,
+        max_hop: int = 8,
+        backbone=None,
+        **head,
     ):
         if mode not in ("train", "random_projection") or random_kind not in ("flow", "projection"):
             raise ValueError(f"DA-Flow: mode must be train|random_projection and random_kind flow|projection, got {mode}, {random_kind}")
-        self._attention_args = dict(n_joints=flow_args.get("n_joints", 18), parts=body_parts, frame_kernel=frame_kernel,
-                                    frame=frame_attention, skeleton=skeleton_attention)
-        super().__init__(**flow_args)
+        if backbone is None:
+            backbone = DualAttention(frame_attention=frame_attention, skeleton_attention=skeleton_attention, frame_kernel=frame_kernel,
+                                     body_parts=body_parts, temporal_kernel=temporal_kernel, max_hop=max_hop)
+        super().__init__(backbone=backbone, **head)
         self.mode, self.random_kind = mode, random_kind
         if mode == "random_projection":
             self.requires_grad_(False)  # nothing is trained
@@ -67,16 +58,12 @@ class DAFlow(STGNF):
                 self.register_buffer("z_mean", torch.zeros(d))
                 self.register_buffer("z_var", torch.ones(d))
 
-    def coupling_net(self, k, in_channels, out_channels, kernel, A):
-        block = super().coupling_net(k, in_channels, out_channels, kernel, A)
-        return AttentiveCoupling(block, DualAttention(out_channels, **self._attention_args))
-
-    def nll(self, x: torch.Tensor) -> torch.Tensor:
+    def nll(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if self.mode == "random_projection" and self.random_kind == "projection":
             z = x.float().flatten(1) @ self.projection.t()
             lp = -0.5 * ((z - self.z_mean) ** 2 / self.z_var + torch.log(2 * math.pi * self.z_var))
             return -lp.sum(1) / (math.log(2.0) * z.shape[1])  # bits per dimension, like the flow
-        return super().nll(x)
+        return super().nll(x, cond)
 
     def score(self, batch: dict) -> torch.Tensor:
         if self.mode == "random_projection" and self.random_kind == "projection":

@@ -52,6 +52,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vadflow.losses import MeanNLL
+from vadflow.nn.backbones import STConv as STConvBackbone
+from vadflow.nn.backbones import STConvBlock as STConv
+from vadflow.nn.backbones import conv1x1
 from vadflow.nn.graph import uniform_adjacency
 
 STREAMS = ("appearance", "motion")
@@ -73,47 +76,15 @@ def gmm_log_density(z: torch.Tensor, logits: torch.Tensor, means: torch.Tensor, 
         return torch.logsumexp(const - 0.5 * maha.clamp_min(0.0), dim=-1)
 
 
-def conv1x1(conv: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution on a channels-last map (B, T, V, C) as one fused GEMM (same parameters)."""
-    b, t, v, c = h.shape
-    w = conv.weight.view(conv.out_channels, c).t()
-    return torch.addmm(conv.bias, h.reshape(-1, c), w).view(b, t, v, conv.out_channels)
-
-
-class STConv(nn.Module):
-    """Spatio-temporal block on channels-last maps (B, T, V, C)::
-
-        out = act(TemporalConv_k(A_agg(h)) + h)
-
-    ``A_agg`` averages every joint with its skeleton neighbours (column-normalised adjacency within
-    ``max_hop`` hops, no parameters), the (k, 1) convolution over time mixes channels. A 1x1 graph
-    convolution before it would be redundant (two linear maps in a row), so the block is a graph
-    convolution whose channel mixing is folded into the temporal kernel. Computed as one batched
-    neighbour matmul, a time-unfold and one GEMM: several times faster on CPU than oneDNN here."""
-
-    def __init__(self, channels: int, A: torch.Tensor, temporal_kernel: int):
-        super().__init__()
-        self.register_buffer("At", A[0].t().contiguous().clone(), persistent=False)  # (V, V): out joint <- in joints
-        self.tcn = nn.Conv2d(channels, channels, (temporal_kernel, 1), padding=((temporal_kernel - 1) // 2, 0))
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        b, t, v, c = h.shape
-        a = torch.matmul(self.At.to(h.dtype), h.reshape(b * t, v, c)).view(b, t, v, c)
-        k, pad = self.tcn.kernel_size[0], self.tcn.padding[0]
-        ap = F.pad(a, (0, 0, 0, 0, pad, pad))
-        cols = torch.cat([ap[:, j : j + t] for j in range(k)], dim=-1)  # (B, T, V, k*C), tap-major
-        w = self.tcn.weight[..., 0].permute(2, 1, 0).reshape(k * c, c)  # (k*C_in, C_out)
-        y = torch.addmm(self.tcn.bias, cols.reshape(-1, k * c), w.to(cols.dtype)).view(b, t, v, c)
-        return F.relu(y + h)
-
-
 class ConvNet(nn.Module):
-    """1x1 lift -> ``depth`` STConv blocks -> 1x1 head: fully convolutional, (B, T, V, C) in and out."""
+    """1x1 lift -> ``depth`` backbone blocks (default :class:`STConv`) -> 1x1 head: fully
+    convolutional, (B, T, V, C) in and out."""
 
-    def __init__(self, c_in: int, c_out: int, hidden: int, depth: int, A: torch.Tensor, temporal_kernel: int):
+    def __init__(self, c_in: int, c_out: int, hidden: int, depth: int, A: torch.Tensor, temporal_kernel: int, backbone=None):
         super().__init__()
+        backbone = backbone if backbone is not None else STConvBackbone()
         self.lift = nn.Conv2d(c_in, hidden, 1)
-        self.blocks = nn.ModuleList([STConv(hidden, A, temporal_kernel) for _ in range(depth)])
+        self.blocks = nn.ModuleList([backbone.block(hidden, A, temporal_kernel) for _ in range(depth)])
         self.head = nn.Conv2d(hidden, c_out, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,10 +98,10 @@ class StreamVAE(nn.Module):
     """One stream: fully convolutional encoder/decoder and its own Gaussian-mixture prior."""
 
     def __init__(self, c_in: int, hidden: int, latent_dim: int, depth: int, n_components: int, A: torch.Tensor,
-                 temporal_kernel: int, prior_init_scale: float, init_recon_std: float):
+                 temporal_kernel: int, prior_init_scale: float, init_recon_std: float, backbone=None):
         super().__init__()
-        self.encoder = ConvNet(c_in, 2 * latent_dim, hidden, depth, A, temporal_kernel)
-        self.decoder = ConvNet(latent_dim, c_in, hidden, depth, A, temporal_kernel)
+        self.encoder = ConvNet(c_in, 2 * latent_dim, hidden, depth, A, temporal_kernel, backbone)
+        self.decoder = ConvNet(latent_dim, c_in, hidden, depth, A, temporal_kernel, backbone)
         self.recon_logstd = nn.Parameter(torch.full((c_in,), math.log(init_recon_std)))
         self.prior_logits = nn.Parameter(torch.zeros(n_components))
         self.prior_means = nn.Parameter(prior_init_scale * torch.randn(n_components, latent_dim))
@@ -190,9 +161,11 @@ class GMFCVAE(nn.Module):
         mask_imputed: bool = True,
         prior_init_scale: float = 1.0,
         init_recon_std: float = 0.1,
+        backbone=None,
         objective: nn.Module | None = None,
     ):
         super().__init__()
+        self.backbone_name = getattr(backbone, "name", "st_conv")
         streams = tuple(streams)
         if not streams or any(s not in STREAMS for s in streams):
             raise ValueError(f"streams must be a non-empty subset of {STREAMS}, got {streams}")
@@ -207,10 +180,14 @@ class GMFCVAE(nn.Module):
         self.score_reduce, self.mask_imputed = score_reduce, bool(mask_imputed)
         A = torch.from_numpy(uniform_adjacency(n_joints, max_hop=max_hop))
         self.vaes = nn.ModuleDict({
-            s: StreamVAE(in_channels, hidden, latent_dim, depth, n_components, A, temporal_kernel, prior_init_scale, init_recon_std)
+            s: StreamVAE(in_channels, hidden, latent_dim, depth, n_components, A, temporal_kernel, prior_init_scale, init_recon_std,
+                         backbone)
             for s in streams
         })
         self.objective = objective if objective is not None else MeanNLL()
+
+    def loss_terms(self) -> set[str]:
+        return set(self.term_weights)
 
     # -- inputs -------------------------------------------------------------------------
     def stream_inputs(self, batch: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -123,7 +123,9 @@ class Flow(nn.Module):
         self.steps = nn.ModuleList(steps)
         from vadflow.nn.fused_flow import step_qualifies
 
-        self.fusable = all(step_qualifies(s) for s in self.steps)  # STG-NF's own coupling nets
+        # the fused kernels run only where every coupling network declares them (fused_path());
+        # they need fp32 without autocast, so bf16 autocast always takes the eager loop below
+        self.fusable = all(step_qualifies(s) for s in self.steps)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, per_location: bool = False):
         if self.fusable and cond is None and not self.training and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):

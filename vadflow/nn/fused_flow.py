@@ -41,11 +41,10 @@ def _fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: torch.nn.Batch
 
 
 def step_qualifies(step) -> bool:
-    from vadflow.nn.stgcn import STGCNBlock
-
-    net = step.coupling.net
-    return (type(net) is STGCNBlock and net.joint_mean and step.coupling.split == 1 and step.actnorm.bias.shape[1] == 2
-            and net.gcn.conv.in_channels == 1 and net.gcn.conv.out_channels == 2)
+    """A step the fused kernels compute exactly: two channels, and a coupling network that declares
+    it has this path (``fused_path()``, e.g. ``STGCNBlock``); any other network runs eagerly."""
+    declared = getattr(step.coupling.net, "fused_path", None)
+    return callable(declared) and bool(declared()) and step.coupling.split == 1 and step.actnorm.bias.shape[1] == 2
 
 
 def _coupling_terms(net, z1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -126,24 +126,47 @@ class GraphConv(nn.Module):
 
 
 class STGCNBlock(nn.Module):
-    """gcn -> BN -> ReLU -> temporal conv -> BN (+ residual) -> ReLU."""
+    """gcn -> BN -> ReLU -> temporal conv -> BN (+ residual) -> ReLU.
 
-    def __init__(self, in_channels: int, out_channels: int, temporal_kernel: int, A: torch.Tensor, residual: bool = True):
+    ``hidden`` channels between the graph and the temporal conv (default: ``out_channels``, STG-NF's
+    block). ``cond_channels > 0`` adds a 1x1 projection of a condition ``cond`` (B, D, T, 1 or V) to
+    the graph features (MSG-Flow's tokens); a block built without one refuses a condition rather
+    than dropping it."""
+
+    def __init__(self, in_channels: int, out_channels: int, temporal_kernel: int, A: torch.Tensor, residual: bool = True,
+                 hidden: int | None = None, cond_channels: int = 0):
         super().__init__()
+        hidden = int(hidden or out_channels)
         self.register_buffer("A", A.clone(), persistent=False)
         self.joint_mean = is_joint_mean(A)
-        self.gcn = GraphConv(in_channels, out_channels, A.shape[0])
+        self.gcn = GraphConv(in_channels, hidden, A.shape[0])
+        self.cond = nn.Conv2d(cond_channels, hidden, kernel_size=1) if cond_channels else None
         pad = (temporal_kernel - 1) // 2
         self.tcn = nn.Sequential(
-            nn.BatchNorm2d(out_channels),
+            nn.BatchNorm2d(hidden),
             nn.ReLU(),
-            nn.Conv2d(out_channels, out_channels, (temporal_kernel, 1), padding=(pad, 0)),
+            nn.Conv2d(hidden, out_channels, (temporal_kernel, 1), padding=(pad, 0)),
             nn.BatchNorm2d(out_channels),
         )
         if residual:
             self.residual = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
         else:
             self.residual = None
+
+    def __init_subclass__(cls, **kwargs):
+        # The fused kernels (vadflow.nn.fused_flow) re-implement *this* forward. A subclass that
+        # changes the computation must say again whether they still apply: until it overrides
+        # ``fused_path`` too, its flows run the eager path (correct, and reported by Flow.fused).
+        super().__init_subclass__(**kwargs)
+        changed = {"forward", "temporal", "residual_branch"} & set(cls.__dict__)
+        if changed and "fused_path" not in cls.__dict__:
+            cls.fused_path = lambda self: False
+
+    def fused_path(self) -> bool:
+        """Whether ``vadflow.nn.fused_flow`` computes this block exactly: STG-NF's shape (one input
+        plane, two outputs, a joint-mean graph, no condition)."""
+        return (self.joint_mean and self.cond is None and self.gcn.conv.in_channels == 1
+                and self.gcn.conv.out_channels == 2 and self.tcn[2].out_channels == 2)
 
     def _fast_training(self, x: torch.Tensor) -> bool:
         """Training in fp32/fp64 without autocast: a one-channel input's residual branch (1x1
@@ -165,5 +188,10 @@ class STGCNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         res = self.residual_branch(x)
-        out = self.temporal(graph_features(self.gcn, x, self.A, self.joint_mean)) + res
+        h = graph_features(self.gcn, x, self.A, self.joint_mean)
+        if cond is not None:
+            if self.cond is None:
+                raise ValueError("this coupling network was built without a condition (cond_channels=0) and cannot use one")
+            h = h + pointwise(self.cond, cond.to(h.dtype))  # (B, H, T, 1 or V): broadcasts over joints
+        out = self.temporal(h) + res
         return torch.relu(out.expand(-1, -1, -1, x.shape[3]))  # mean path without residual: (B, C, T, 1)
