@@ -23,10 +23,10 @@ run: $(STAMP) ## train the quickstart (MSG-Flow + trajectory on synthetic data, 
 	$(BIN)/vadflow-train experiment=quickstart
 
 test: $(STAMP) ## fast tests (real-data tests run too when the data root exists)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -rs
 
 test-all: $(STAMP) ## every test, slow real-data training included
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -rs
 
 bench: $(STAMP) ## speed and memory of STG-NF on HR-ShanghaiTech (needs the data root), every method's throughput, vadflow-score on 1 h of tracks
 	$(BIN)/python -m vadflow.bench

@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from vadflow.checkpoint import load_method, read_checkpoint  # noqa: E402
 from vadflow.data.cache import load_prepared  # noqa: E402
-from vadflow.score_tracks import PRETRAINED_DIR, calibrate_method, threshold_for_far  # noqa: E402
+from vadflow.checkpoint import PRETRAINED_DIR  # noqa: E402
+from vadflow.scoring.calibration import calibrate_method, threshold_for_far  # noqa: E402
 
 FLOWS = {"stgnf", "daflow", "dsnf"}  # their score option for missing joints
 

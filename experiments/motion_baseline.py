@@ -25,6 +25,7 @@ from hydra import compose, initialize_config_dir
 
 from vadflow.config import CONF_DIR, datamodule_kwargs, to_plain
 from vadflow.data.datamodule import PoseDataModule
+from vadflow import scoring
 from vadflow.scoring import format_result
 
 
@@ -80,7 +81,8 @@ def main(datasets: list[str]) -> None:
             raise SystemExit("motion_baseline: run with dataset.short_tracks=skip (full windows only)")
         for cue, fn in SCORES.items():
             score = fn(dm.test.kp, dm.test.vis, starts, dm.seg_len)
-            for res in dm.evaluate(np.arange(len(starts)), score):
+            protocols = [p for p in scoring.protocols_of(to_plain(cfg.dataset)) if p.kind != "mocodad"]  # nothing trained: no offset
+            for res in scoring.evaluate_windows(dm.test_windows, np.arange(len(starts)), score, protocols, dm.masks_for, name):
                 print(format_result(res, name) + f" | {cue} baseline (nothing learned)", flush=True)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vadflow import scoring
 from vadflow.checkpoint import load_method, read_checkpoint
 from vadflow.config import ROOT, datamodule_kwargs
 from vadflow.data.datamodule import PoseDataModule
@@ -56,7 +57,9 @@ def main(argv=None) -> None:
             "standardised sum": (z("pose", test) + z("trajectory", test), z("pose", train) + z("trajectory", train)),
             "standardised max": (np.maximum(z("pose", test), z("trajectory", test)), np.maximum(z("pose", train), z("trajectory", train))),
         }
-        row = {name: {r["protocol"]: round(100 * r["auc"], 1) for r in dm.evaluate(test["index"], s, train_score=tr)}
+        protocols = scoring.protocols_of(ckpt["dataset"])
+        row = {name: {r["protocol"]: round(100 * r["auc"], 1) for r in scoring.evaluate_windows(
+                   dm.test_windows, test["index"], s, protocols, dm.masks_for, dm.name, scoring.mocodad_offsets(protocols, tr))}
                for name, (s, tr) in scores.items()}
         row["spread (train std)"] = {"pose": float(train["pose"].std()), "trajectory": float(train["trajectory"].std())}
         print(f"{ckpt['dataset']['name']} {run}: {json.dumps(row)}")

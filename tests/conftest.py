@@ -25,6 +25,19 @@ REFERENCE_DIR = (DATA_ROOT.parent / "reference" / "stgnf") if DATA_ROOT else Non
 
 
 @pytest.fixture
+def restore_logging():
+    """Hydra points the root logger at this test's captured stdout; the next test must not write
+    to it once it is closed."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
 def data_root() -> Path:
     if DATA_ROOT is None:
         pytest.skip("real data not available: set VADFLOW_DATA to the datasets folder")

@@ -24,6 +24,8 @@ N_FRAMES, MASK_LEN = 40, 60
 TRAIN_CLIPS, TEST_CLIPS = ("01_001", "01_002", "02_001"), ("01_0001", "02_0001")
 HR_TRAIN_CLIPS, HR_TEST_CLIPS = ("01_01", "01_02", "02_01"), ("02_01", "02_02")  # no published Avenue test id: any length
 # a standing person, 17 COCO joints, pixel offsets from the hip centre (about 120 px tall)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # Hydra runs in-process here
+
 SKELETON = np.array([[0, -100], [-4, -104], [4, -104], [-8, -100], [8, -100], [-14, -80], [14, -80], [-18, -55],
                      [18, -55], [-20, -30], [20, -30], [-9, 0], [9, 0], [-10, 30], [10, 30], [-10, 60], [10, 60]], np.float64)
 
@@ -237,19 +239,6 @@ RECOVERABLE = [
     Recoverable("csv-whitespace-only-file", "hr_avenue", write_bytes("HR-Avenue/testing/trajectories/02/02/0007.csv", b"\n\n  \n"),
                 "HR-Avenue/testing/trajectories/02/02/0007.csv", "empty track file skipped"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """Hydra points the root logger at this test's captured stdout; the next test must not write
-    to it once it is closed."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def dataset(tmp_path: Path, name: str, defect: Callable[[Path], None] | None, folder: str = "data") -> Path:

@@ -11,7 +11,8 @@ import torch
 from vadflow.config_check import check_config
 from vadflow.data.types import ConfigError
 from vadflow.methods import ALLOWED_COMBINATIONS
-from vadflow.train import build_method, method_config, run_training
+from vadflow.build import build_method, method_config
+from vadflow.train import run_training
 
 from .conftest import compose
 

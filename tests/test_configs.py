@@ -30,7 +30,7 @@ def test_groups_are_not_empty():
 @pytest.mark.parametrize("loss", LOSSES)
 def test_train_config_composes(dataset, method, loss, tmp_path):
     from vadflow.data.types import ConfigError
-    from vadflow.train import build_method, method_config
+    from vadflow.build import build_method, method_config
 
     cfg = compose("train", [f"dataset={dataset}", f"method={method}", f"loss={loss}", f"paths.output_dir={tmp_path}"])
     assert cfg.dataset.name == VARIANT_OF.get(dataset, dataset) and cfg.method.name == method
@@ -50,7 +50,7 @@ def test_train_config_composes(dataset, method, loss, tmp_path):
 def test_every_method_composes_with_the_trajectory_component(method, tmp_path):
     from vadflow.methods.trajectory_aware import TrajectoryAware
     from vadflow.methods import needs_trajectory
-    from vadflow.train import TRAJECTORY_TARGET, build_method, method_config
+    from vadflow.build import TRAJECTORY_TARGET, build_method, method_config
 
     cfg = compose("train", [f"method={method}", "trajectory=flow", f"paths.output_dir={tmp_path}"])
     method_cfg = method_config(cfg)

@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def test_multirun_seeds_get_their_own_run_directories(tmp_path):
     sweep = tmp_path / "sweep"
@@ -19,6 +21,13 @@ def test_multirun_seeds_get_their_own_run_directories(tmp_path):
     seeds = [json.loads((r / "metrics.json").read_text())["seed"] for r in runs]
     assert seeds == [1, 2] and all((r / "model.ckpt").is_file() for r in runs)
     assert out.stdout.count("micro AUC") == 2 * 3  # three protocols per job (synthetic: stgnf, mpedrnn, mocodad), each line names its protocol
+    # the sweep ends with mean ± std over its seeds, per protocol
+    rows = {r["protocol"]: r for r in json.loads((sweep / "summary.json").read_text())}
+    assert set(rows) == {"stgnf", "mpedrnn", "mocodad"} and rows["stgnf"]["headline"]
+    aucs = [json.loads((r / "metrics.json").read_text())["protocols"]["mpedrnn"]["auc"] for r in runs]
+    assert rows["mpedrnn"]["seeds"] == [1, 2] and rows["mpedrnn"]["variant"] == "-"
+    assert rows["mpedrnn"]["auc_mean"] == pytest.approx(sum(aucs) / 2) and rows["mpedrnn"]["auc_std"] == pytest.approx(abs(aucs[0] - aucs[1]) / 2)
+    assert "| stgnf | synthetic | - | stgnf* | 1,2 |" in (sweep / "summary.md").read_text()
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):

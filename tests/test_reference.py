@@ -30,8 +30,8 @@ def test_windows_and_model_input(fixture, sample_dm):
     dm = sample_dm
     starts = dm.test_set.starts
     assert len(starts) == len(fixture["start_frame"]) == 779
-    np.testing.assert_array_equal(dm.test_frame, fixture["score_frame"])
-    np.testing.assert_array_equal(dm.test_person, fixture["person_id"])
+    np.testing.assert_array_equal(dm.test_windows.frame, fixture["score_frame"])
+    np.testing.assert_array_equal(dm.test_windows.person, fixture["person_id"])
     x, _ = dm.test_set.builder(starts, dtype=torch.float64)
     np.testing.assert_allclose(x.float().numpy(), fixture["model_input"], rtol=0, atol=1e-4)
 

@@ -24,6 +24,9 @@ def test_reproduce_table_runs_missing_cells_only(tmp_path, monkeypatch):
     assert metrics["table_key"] and table.count("| stgnf | synthetic |") == len(metrics["protocols"]) == 3  # a row per protocol
     assert "| STG-NF* |" in table and "| MoCoDAD |" in table
     assert (out / "table.png").is_file() and (out / "table.csv").is_file()
+    from PIL import Image
+
+    assert Image.open(out / "roc.png").size[0] >= 300 and Image.open(out / "timelines.png").size[0] >= 800  # readable at README width
     wide = (out / "table_wide.md").read_text().splitlines()  # the README's layout: a row per method
     auc = 100 * metrics["auc"]
     assert f"| synthetic {metrics['protocol']}* |" in wide[0] and f"| {auc:.1f} ± 0.0 (1) |" in wide[2] and wide[2].startswith("| stgnf |")

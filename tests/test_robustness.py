@@ -54,7 +54,7 @@ def test_held_out_clips_leave_the_evaluation(tmp_path):
     dm.setup()
     assert dm.held_out_clips and not set(dm.held_out_clips) & set(dm.test.masks)
     assert set(dm.test.masks) | set(dm.held_out_clips) == set(plain.test.masks)
-    assert not set(dm.held_out_clips) & set(dm.test_clip.tolist())
+    assert not set(dm.held_out_clips) & set(dm.test_windows.clip.tolist())
     assert len(dm.train_set) > len(plain.train_set)  # abnormal windows added
     x = dm.train_set.__getitems__(list(range(len(dm.train_set) - 3, len(dm.train_set))))["x"]
     assert np.isfinite(x.numpy()).all()

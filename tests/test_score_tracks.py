@@ -10,10 +10,15 @@ from vadflow.data.prepare_arrays import prepare_split
 from vadflow.data.readers import alphapose_json
 from vadflow.data.synthetic import export_clips, generate_synthetic
 from vadflow.data.types import DataError, RawSplit, Track
-from vadflow.score_tracks import (
-    PRETRAINED_DIR, ClipScores, calibration_from_scores, find_clips, frame_results, main, score_windows, threshold_for_far, top_segments,
-)
+from vadflow.checkpoint import PRETRAINED_DIR
+from vadflow.data.inputs import find_clips
+from vadflow.data.windows import ScoringWindows
+from vadflow.score_tracks import main
 from vadflow.scoring import cover_frame_scores, cover_max_over_tracks, driver_means
+from vadflow.scoring.alarms import top_segments
+from vadflow.scoring.calibration import calibration_from_scores, threshold_for_far
+from vadflow.scoring.frames import ClipScores, frame_results
+from vadflow.scoring.inference import score_windows
 from vadflow.train import run_training
 
 from .conftest import compose
@@ -124,22 +129,23 @@ def test_trajectory_aware_scores_name_the_part_that_drove_each_segment(combine, 
     assert segments > 0
 
 
-def test_frame_scores_match_the_mpedrnn_protocol_without_dropped_frames():
-    """Same windows, same cover rule: the practitioner's per-frame raw score is the protocol's."""
-    _, test = generate_synthetic(seed=2, n_train_clips=0, n_test_clips=3, clip_len=200, drop_frame_rate=0.0, missing_joint_rate=0.0)
+def test_frame_scores_are_the_mpedrnn_protocols_also_with_dropped_frames():
+    """Same windows, same cover rule (a window covers T frames from its first pose, also across a
+    dropped frame): the practitioner's per-frame raw score is the protocol's, frame for frame."""
+    _, test = generate_synthetic(seed=2, n_train_clips=0, n_test_clips=3, clip_len=200, drop_frame_rate=0.05, missing_joint_rate=0.0)
     split = prepare_split(RawSplit(test.tracks), "impute")
-    model = _tiny_model()
-    windows, _ = score_windows(model, split, 24, (856, 480))
+    windows = ScoringWindows.of_split(split, 24, (856, 480))
+    assert (split.frames[windows.last] - split.frames[windows.starts] > 23).any()  # some windows span a dropped frame
+    scores = score_windows(_tiny_model(), windows)
     lengths = {c: len(test.masks[c]) for c in split.clips}
-    clips = frame_results(split, windows, lengths, 24, sigmas=(), fill=None)
+    clips = frame_results(split, windows, scores, lengths, sigmas=(), fill=None)
     got = np.concatenate([np.where(np.isnan(c.raw), -np.inf, c.raw) for c in clips])
     win_clip = split.track_clip[windows.track]
-    expect = cover_frame_scores([lengths[c] for c in split.clips], win_clip, split.track_person[windows.track],
-                                split.frames[windows.starts] + 12, windows.score, 24)
-    # rows dropped for having no joint are missing frames; only compare frames where both agree a window exists
-    both = np.isfinite(got) & np.isfinite(expect)
-    assert both.sum() > 300
-    np.testing.assert_allclose(got[both], expect[both], rtol=1e-9)
+    expect = cover_frame_scores([lengths[c] for c in split.clips], win_clip, windows.person, windows.frame, scores.score, 24,
+                                windows.first, windows.span)
+    assert np.isfinite(got).sum() > 300
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expect))
+    np.testing.assert_allclose(got[np.isfinite(got)], expect[np.isfinite(expect)], rtol=1e-12)
 
 
 def test_segments_by_hand():
@@ -279,7 +285,7 @@ def _tiny_model():
 
 def test_files_read_in_parallel_give_the_same_tracks_and_clean_errors(demo, tmp_path):
     from vadflow.data.readers import SkipLog
-    from vadflow.score_tracks import read_clips
+    from vadflow.data.inputs import read_clips
 
     sources = find_clips([str(demo / "tracks")])
     serial, parallel = read_clips(sources, SkipLog(), workers=1), read_clips(sources, SkipLog(), workers=2)

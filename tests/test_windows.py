@@ -129,19 +129,23 @@ def test_datamodule_scores_short_test_tracks_with_reflect(tmp_path):
     skip_dm, pad_dm = setup("skip"), setup("reflect")
     n_short = pad_dm.test_set.n - skip_dm.test_set.n
     assert n_short > 0 and pad_dm.test_set.last is not None
-    short = pad_dm.test_span < pad_dm.seg_len
+    w = pad_dm.test_windows
+    short = w.span < pad_dm.seg_len
     assert short.sum() == n_short
     batch = pad_dm.test_set.__getitems__(torch.as_tensor(np.flatnonzero(short)))
     assert batch["x"].shape[1:] == (2, pad_dm.seg_len, 18) and torch.isfinite(batch["x"]).all()
     # score 1 for padded windows, 0 otherwise: under cover, exactly their own frames score 1
-    res = {r["protocol"]: r for r in pad_dm.evaluate(np.arange(pad_dm.test_set.n), short.astype(float))}["mpedrnn"]
+    from vadflow import scoring
+
+    res = scoring.evaluate_windows(pad_dm.test_windows, np.arange(pad_dm.test_set.n), short.astype(float), [scoring.make_protocol("mpedrnn")],
+                                   pad_dm.masks_for, pad_dm.name)[0]
     expect = []
     for clip in res["clips"]:
         mask = np.zeros(len(pad_dm.test.masks[clip]), bool)
-        for f, n in zip(pad_dm.test_first[short & (pad_dm.test_clip == clip)], pad_dm.test_span[short & (pad_dm.test_clip == clip)]):
+        for f, n in zip(w.first[short & (w.clip == clip)], w.span[short & (w.clip == clip)]):
             mask[f : f + n] = True
         expect.append(mask)
     np.testing.assert_array_equal(res["frame_scores"] == 1.0, np.concatenate(expect))
     # a padded window's centre frame lies inside its own span
-    first, span, centre = pad_dm.test_first[short], pad_dm.test_span[short], pad_dm.test_frame[short]
+    first, span, centre = w.first[short], w.span[short], w.frame[short]
     assert ((first <= centre) & (centre < first + span)).all()

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vadflow.config import ROOT
+from vadflow.config import ROOT, default_path
 
 TARGETS = {"score 1 h of tracks, wall s": 60, "train+eval wall s": 300, "inference windows/s": 20_000, "peak RSS GB (train+eval)": 2.0, "prepare cold s": 90, "prepare cached s": 2}
 
@@ -52,7 +52,7 @@ def build_method(method: str, dataset: str):
 
     from vadflow.config import CONF_DIR, to_plain
     from vadflow.module import AnomalyModule
-    from vadflow.train import build_method as build_configured, method_config
+    from vadflow.build import build_method as build_configured, method_config
 
     base = method.removesuffix(TRAJECTORY_SUFFIX)
     preset = ROOT / "conf" / "experiment" / base / f"{dataset}.yaml"
@@ -77,7 +77,7 @@ def throughput(dataset: str, threads: int, steps: int, method: str = "stgnf") ->
     torch.set_num_threads(threads)
     L.seed_everything(0, verbose=False)
     model, opt = build_method(method, dataset)
-    dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=str(ROOT / ".cache"), batch_size=256,
+    dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=default_path("cache_dir"), batch_size=256,
                         trajectory_features=needs_trajectory(model))
     dm.setup()
     model.train()
@@ -106,7 +106,7 @@ def flow_paths(dataset: str, threads: int, steps: int) -> dict:
     from vadflow.data.datamodule import PoseDataModule
 
     torch.set_num_threads(threads)
-    dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=str(ROOT / ".cache"), batch_size=256)
+    dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=default_path("cache_dir"), batch_size=256)
     dm.setup()
     out = {}
     for name, fused, bf16 in (("fused fp32", True, False), ("eager fp32", False, False), ("eager bf16 autocast", False, True)):

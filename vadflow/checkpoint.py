@@ -7,17 +7,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import hydra
 import torch
 
+from vadflow.build import build_model
 from vadflow.data.types import DataError
 from vadflow.methods.stgnf import STGNF, is_official_checkpoint, load_official_state_dict
 
 FORMAT = "vadflow-1"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
-def save_checkpoint(path, method: torch.nn.Module, method_cfg: dict, dataset_cfg: dict, metrics: dict, calibration: dict | None = None) -> None:
-    """``calibration``: normal-data score quantiles for ``vadflow-score`` thresholds (plain lists)."""
+def save_checkpoint(path, method: torch.nn.Module, method_cfg: dict, dataset_cfg: dict, metrics: dict, calibration: dict | None = None,
+                    score_offsets: dict | None = None) -> None:
+    """``calibration``: normal-data score quantiles for ``vadflow-score`` thresholds (plain lists);
+    ``score_offsets``: the mocodad protocols' offsets, fixed from training windows, so
+    ``vadflow-score --masks`` evaluates every protocol without the training data."""
     ckpt = {
         "format": FORMAT,
         "method": method_cfg,
@@ -27,7 +31,21 @@ def save_checkpoint(path, method: torch.nn.Module, method_cfg: dict, dataset_cfg
     }
     if calibration is not None:
         ckpt["calibration"] = calibration
+    if score_offsets:
+        ckpt["score_offsets"] = {k: float(v) for k, v in score_offsets.items()}
     torch.save(ckpt, path)
+
+
+def resolve_checkpoint(name) -> Path:
+    """A checkpoint file, or a shipped model by name (``stgnf``: ``pretrained/stgnf_hr_shanghaitech.ckpt``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = PRETRAINED_DIR / f"{name}_hr_shanghaitech.ckpt"
+    if shipped.is_file():
+        return shipped
+    known = sorted(p.name.split("_hr_")[0] for p in PRETRAINED_DIR.glob("*.ckpt"))
+    raise DataError(f"{name}: checkpoint not found (a file, or a shipped model: {', '.join(known)})")
 
 
 def read_checkpoint(path) -> dict:
@@ -61,6 +79,6 @@ def load_method(ckpt: dict, path="checkpoint", model_overrides: dict | None = No
         cfg["model"] = {**cfg["model"], "pose": {**cfg["model"]["pose"], **dict(model_overrides or {})}}
     else:
         cfg["model"] = {**cfg["model"], **dict(model_overrides or {})}
-    model = hydra.utils.instantiate(cfg["model"])
+    model = build_model(cfg["model"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), cfg

@@ -42,7 +42,25 @@ def equals(a, b) -> bool:
     return str(a) == str(b)
 
 
-for _name, _fn in (("vadflow_root", lambda: str(ROOT)), ("wandb_offline", wandb_offline), ("wandb_group", wandb_group), ("vadflow_eq", equals)):
+def checkpoint_field(path, field: str) -> str:
+    """``${vadflow_ckpt:${ckpt_path},dataset|method|seed}``: what a checkpoint says it was trained
+    on, so ``vadflow-eval`` names its run directory after it ("unknown" when it cannot tell: the
+    evaluation itself then reports why)."""
+    try:
+        from vadflow.checkpoint import read_checkpoint, resolve_checkpoint
+
+        ckpt = read_checkpoint(resolve_checkpoint(str(path)))
+    except Exception:  # noqa: BLE001  (a missing or unreadable file is reported by the evaluation, in one line)
+        return "unknown"
+    if field == "dataset":
+        return str((ckpt.get("dataset") or {}).get("name", "unknown"))
+    if field == "method":
+        return str((ckpt.get("method") or {}).get("name", "stgnf_official" if "args" in ckpt else "unknown"))
+    return str((ckpt.get("metrics") or {}).get("seed", "unknown"))
+
+
+for _name, _fn in (("vadflow_root", lambda: str(ROOT)), ("wandb_offline", wandb_offline), ("wandb_group", wandb_group), ("vadflow_eq", equals),
+                   ("vadflow_ckpt", checkpoint_field)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 
@@ -67,6 +85,13 @@ def git_commit() -> str:
 def to_plain(cfg) -> dict:
     """A resolved plain dict (checkpoints must load with torch.load(weights_only=True))."""
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def default_path(key: str) -> str:
+    """``paths.<key>`` (data_root, cache_dir, ...) as ``conf/paths/default.yaml`` resolves it, for
+    the commands that are not Hydra apps (``vadflow-score``, ``vadflow.table``)."""
+    paths = OmegaConf.load(Path(CONF_DIR) / "paths" / "default.yaml")
+    return str(OmegaConf.select(OmegaConf.create({"paths": paths}), f"paths.{key}", throw_on_resolution_failure=True))
 
 
 def datamodule_kwargs(dataset_cfg: dict, paths_cfg: dict, batch_size: int = 256) -> dict:

@@ -16,10 +16,11 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from vadflow.data.types import ConfigError
+from vadflow.scoring.evaluator import PROTOCOL_KEYS, protocols_of
 
 
 # keys of a dataset node that PoseDataModule does not take: read by the prepare step or the table
-DATASET_KEYS_READ_ELSEWHERE = {"root", "description", "n_joints", "in_channels"}
+DATASET_KEYS_READ_ELSEWHERE = {"root", "description", "n_joints", "in_channels", *PROTOCOL_KEYS}  # protocol keys: vadflow.scoring
 # the layout every reader writes (OpenPose-18, (x, y)); the models size themselves from these keys
 DATASET_LAYOUT = {"n_joints": 18, "in_channels": 2}
 # enumerated options of the dataset node: key -> allowed values
@@ -89,7 +90,7 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
     from vadflow.data.synthetic import generate_synthetic
     from vadflow.scoring import PROTOCOLS
 
-    # PoseDataModule's **_unused only lets old checkpoints' dataset configs load: not free options
+    # PoseDataModule's **_protocol_keys are the evaluator's (vadflow.scoring.protocols_of): not free options
     check_keys(ds, path, PoseDataModule.__init__, "the dataset", DATASET_KEYS_READ_ELSEWHERE, free_ok=False)
     for key, allowed in DATASET_CHOICES.items():
         if key in ds:
@@ -99,6 +100,10 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
             raise ConfigError(f"{path}.{key}={ds[key]}: every reader writes OpenPose-18 (x, y) windows, so {key} must be {value}")
     for protocol in ds.get("protocols") or ():
         check_choice(protocol, tuple(PROTOCOLS), f"{path}.protocols")
+    try:
+        protocols_of(ds)  # MoCoDAD settings, smoothing: wrong ones fail before any data is read
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     if isinstance(ds.get("synthetic"), dict):
         check_keys(ds["synthetic"], f"{path}.synthetic", generate_synthetic, "the synthetic generator")
 

@@ -1,11 +1,11 @@
 """The one LightningModule: wraps any method (a plain nn.Module with ``loss`` and ``score``).
 
-It owns optimisation and logging, and collects ``(window index, score)`` pairs at test time. The
-AUC is computed once, after gathering every rank's pairs, by the datamodule's evaluator.
+It owns optimisation and logging. At test time it scores every test window, gathers every rank's
+``(window index, score)`` pairs, drops the duplicates distributed samplers add, and writes them
+(``window_scores.npz``); the entry point then evaluates them (``vadflow.runs``). It computes no AUC.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -13,25 +13,28 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torchmetrics.aggregation import CatMetric
 
 from vadflow import scoring
 
-EVAL_FILE = "eval_results.json"
 TRAIN_SCORE_WINDOWS = 20_000  # training windows scored at test time (mocodad's offset; kept in window_scores.npz)
 
 
 class AnomalyModule(L.LightningModule):
-    """``results_dir``: where rank 0 writes the evaluation (window scores, frame scores,
-    ``eval_results.json``). Spawned processes (``ddp_spawn``) do not share memory with the
-    launcher, so the launcher reads the evaluation back from there."""
+    """``results_dir``: where rank 0 writes the test windows' scores (``window_scores.npz``).
+    Spawned processes (``ddp_spawn``) do not share memory with the launcher, so the launcher
+    reads them back from there. ``score_training_windows``: also score training windows (a
+    protocol fixes a constant from them: mocodad's offset)."""
 
-    def __init__(self, method: nn.Module, optim: dict | None = None, results_dir: str | None = None):
+    def __init__(self, method: nn.Module, optim: dict | None = None, results_dir: str | None = None, score_training_windows: bool = False):
         super().__init__()
         self.method = method
         self.optim = dict(optim or {})
         self.results_dir = results_dir
-        self.results: list[dict] = []
-        self._scores: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.score_training_windows = bool(score_training_windows)
+        # (window index, score) pairs of every rank, gathered by torchmetrics (uneven shards included);
+        # float64 holds both exactly (indices below 2**53, fp32 scores)
+        self.test_pairs = CatMetric(nan_strategy="disable").set_dtype(torch.float64)
         self.n_nonfinite_loss = 0  # training steps whose loss was NaN/inf (bf16 checks read it)
 
     def setup(self, stage: str) -> None:
@@ -54,31 +57,25 @@ class AnomalyModule(L.LightningModule):
         self.log("val/loss", out["loss"].float(), on_epoch=True, prog_bar=True, batch_size=batch["x"].shape[0], sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
-        self._scores = []
+        self.test_pairs.reset()
 
     def test_step(self, batch, batch_idx):
         # scores in fp32 even under bf16 autocast: bf16 keeps ~3 digits, and ties would move the AUC
         with torch.autocast(device_type=self.device.type, enabled=False):
             score = self.method.score(batch).float()
-        self._scores.append((batch["index"], score))
+        self.test_pairs.update(torch.stack([batch["index"].to(torch.float64), score.to(torch.float64)], 1))
 
     def on_test_epoch_end(self) -> None:
-        index = torch.cat([i for i, _ in self._scores]) if self._scores else torch.zeros(0, dtype=torch.long)
-        score = torch.cat([s for _, s in self._scores]) if self._scores else torch.zeros(0)
-        if self.trainer.world_size > 1:  # every rank ends up with all pairs; duplicates removed by index
-            index = self.all_gather(index).reshape(-1)
-            score = self.all_gather(score).reshape(-1)
+        pairs = self.test_pairs.compute()  # every rank's pairs (synchronised across processes)
+        pairs = pairs.cpu().numpy() if isinstance(pairs, torch.Tensor) else np.zeros((0, 2))
+        self.test_pairs.reset()
         # padded duplicates from the distributed sampler go here, once, before anything uses the scores
-        index_np, score_np = scoring.dedup_window_scores(index.cpu().numpy(), score.cpu().double().numpy())
+        index_np, score_np = scoring.dedup_window_scores(pairs[:, 0].astype(np.int64), pairs[:, 1])
         dm = self.trainer.datamodule
-        train_score = self.train_window_scores(dm) if dm.needs_train_scores else None
-        self.results = dm.evaluate(index_np, score_np, train_score)
+        train_score = self.train_window_scores(dm) if self.score_training_windows else np.zeros(0)
         if self.trainer.is_global_zero and self.results_dir:
-            save_evaluation(Path(self.results_dir), dm, index_np, score_np, self.results, train_score)
-        for res in self.results:
-            for key in ("auc", "auc_raw", "auc_macro"):
-                self.log(f"test/{res['protocol']}/{key}", float(res[key]), rank_zero_only=True, sync_dist=False)
-        self._scores = []
+            Path(self.results_dir).mkdir(parents=True, exist_ok=True)
+            np.savez(Path(self.results_dir) / "window_scores.npz", index=index_np, score=score_np, train_score=train_score)
 
     @torch.no_grad()
     def train_window_scores(self, dm) -> np.ndarray:
@@ -107,22 +104,3 @@ class AnomalyModule(L.LightningModule):
 
 def count_trainable(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
-
-
-def save_evaluation(out_dir: Path, dm, index: np.ndarray, score: np.ndarray, results: list[dict], train_score: np.ndarray | None = None) -> None:
-    """De-duplicated window scores (with the frames each covers, and the training windows'
-    scores: everything a protocol needs to re-score the run), per-protocol frame scores, and the
-    scalar results."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / "window_scores.npz", index=index, score=score, clip=dm.test_clip[index], person=dm.test_person[index],
-             frame=dm.test_frame[index], first=dm.test_first[index], span=dm.test_span[index],
-             train_score=np.zeros(0) if train_score is None else train_score)
-    for res in results:
-        np.savez(out_dir / f"frame_scores_{res['protocol']}.npz", clips=np.array(res["clips"]), scores=res["frame_scores"], keep=res["keep"])
-    scalars = [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results]
-    info = {"results": scalars, "n_windows": int(dm.test_set.n), "n_train_windows": len(dm.train_set), "prepare": dm.prepare_info}
-    (out_dir / EVAL_FILE).write_text(json.dumps(info, indent=2))
-
-
-def load_evaluation(out_dir: Path) -> dict:
-    return json.loads((Path(out_dir) / EVAL_FILE).read_text())

@@ -87,13 +87,9 @@ def code_png(path: Path, k: int, pose: np.ndarray, count: float, total: float) -
 
 def default_paths() -> dict:
     """data_root / cache_dir from conf/paths (environment variables VADFLOW_DATA, VADFLOW_CACHE)."""
-    from hydra import compose, initialize_config_dir
+    from vadflow.config import default_path
 
-    from vadflow.config import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train")
-    return {"data_root": str(cfg.paths.data_root), "cache_dir": str(cfg.paths.cache_dir)}
+    return {"data_root": default_path("data_root"), "cache_dir": default_path("cache_dir")}
 
 
 def run_primitives(ckpt_path, out_dir, top: int = 8, data_root: str | None = None, cache_dir: str | None = None,

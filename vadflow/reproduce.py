@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 from omegaconf import OmegaConf
 
-from vadflow.config import CONF_DIR, ROOT
+from vadflow.config import CONF_DIR, ROOT, default_path
 from vadflow.table import EVAL_KEYS, write_table
 
 def cell_overrides(method: str, dataset: str, seed: int, extra: list[str]) -> list[str]:
@@ -38,8 +38,8 @@ def cell_overrides(method: str, dataset: str, seed: int, extra: list[str]) -> li
 
 # modules that only turn saved window scores into numbers, tables and figures, or serve other
 # entry points: editing them cannot change what a cell trains
-EVAL_ONLY_MODULES = ("scoring.py", "table.py", "reproduce.py", "plots.py", "evaluate.py", "localize.py", "primitives.py",
-                     "bench.py", "score_tracks.py", "cli.py")
+EVAL_ONLY_MODULES = ("scoring/", "table.py", "reproduce.py", "plots.py", "evaluate.py", "localize.py", "primitives.py",
+                     "bench.py", "score_tracks.py", "track_report.py", "data/inputs.py", "runs.py", "sweep_summary.py", "cli.py", "console.py")
 
 
 def training_code_digest() -> str:
@@ -48,7 +48,7 @@ def training_code_digest() -> str:
     pkg = ROOT / "vadflow"
     for path in sorted(pkg.rglob("*.py")):
         rel = path.relative_to(pkg).as_posix()
-        if rel not in EVAL_ONLY_MODULES:
+        if not rel.startswith(EVAL_ONLY_MODULES):
             digest.update(rel.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -89,8 +89,7 @@ def run_cell(overrides: list[str], run_dir: Path, key: str, threads: int) -> tup
 def cell_paths(overrides: list[str]) -> tuple[str, str]:
     """(data_root, cache_dir) a cell ran with: its own overrides, else the environment's defaults."""
     found = {k: v for o in overrides if "=" in o for k, v in [o.split("=", 1)]}
-    data_root = found.get("paths.data_root", os.environ.get("VADFLOW_DATA", str(ROOT / "data")))
-    return data_root, found.get("paths.cache_dir", os.environ.get("VADFLOW_CACHE", str(ROOT / ".cache")))
+    return found.get("paths.data_root", default_path("data_root")), found.get("paths.cache_dir", default_path("cache_dir"))
 
 
 def rescored_metrics(cell: dict) -> dict | None:
@@ -108,6 +107,7 @@ def rescored_metrics(cell: dict) -> dict | None:
     results = rescore_window_scores(dataset_cfg, cell["dir"] / "window_scores.npz", *cell_paths(cell["overrides"]), run_overrides=cell["overrides"])
     m["protocols"] = {r["protocol"]: {k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in results}
     m["protocol"], m["auc"] = results[0]["protocol"], results[0]["auc"]
+    m["headline_frames"] = {k: results[0][k] for k in ("frame_scores", "keep", "labels", "clips", "lengths")}  # for the figures
     return m
 
 
@@ -143,7 +143,38 @@ def summarise(cells: list[dict], out: Path, name: str = "table") -> str:
     write_wide_table(rows, out, f"{name}_wide")
     if rows:
         bar_chart(rows, out / f"{name}.png", RECORDS)
+        curve_figures(rows, out)
     return md
+
+
+def curve_figures(rows: dict, out: Path) -> None:
+    """``roc.png`` (a panel per dataset, a curve per method: its lowest seed, headline protocol)
+    and ``timelines.png`` (each dataset's test clip with the most abnormal frames, every method)."""
+    from vadflow.plots import roc_grid, timeline_grid
+    from vadflow.table import DATASET_TITLES, PROTOCOL_TITLES
+
+    rocs, timelines = [], []
+    for d in dict.fromkeys(d for _, d, _ in rows):
+        runs = {m + (f" ({v})" if v else ""): min(ms, key=lambda x: x["seed"]) for (m, dd, v), ms in rows.items() if dd == d}
+        first = next(iter(runs.values()))
+        protocol = first["protocol"]
+        title = f"{DATASET_TITLES.get(d, d)}, {PROTOCOL_TITLES.get(protocol, protocol)} protocol"
+        rocs.append((title, [(label, r["headline_frames"]["labels"][r["headline_frames"]["keep"]],
+                              r["headline_frames"]["frame_scores"][r["headline_frames"]["keep"]]) for label, r in runs.items()]))
+        frames = first["headline_frames"]
+        lengths = _clip_lengths(frames)
+        clip = max(lengths, key=lambda c: int(frames["labels"][lengths[c]].sum()))
+        sl = lengths[clip]
+        timelines.append({"title": f"{title}: clip {clip} (seed {first['seed']})", "labels": frames["labels"][sl], "keep": frames["keep"][sl],
+                          "scores": {label: r["headline_frames"]["frame_scores"][sl] for label, r in runs.items()}})
+    roc_grid(out / "roc.png", rocs)
+    timeline_grid(out / "timelines.png", timelines)
+
+
+def _clip_lengths(frames: dict) -> dict[str, slice]:
+    """Each clip's slice of a protocol's joined frames."""
+    ends = np.cumsum(frames["lengths"])
+    return {c: slice(int(e - n), int(e)) for c, n, e in zip(frames["clips"], frames["lengths"], ends)}
 
 
 def bar_chart(rows: dict, path: Path, records: dict) -> None:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vadflow.config import ROOT
+from vadflow import scoring
+from vadflow.config import ROOT, default_path
 from vadflow.data.datamodule import PoseDataModule
 
 # Published frame-level results on these datasets, each with the protocol it was measured under
@@ -148,12 +148,13 @@ def rescore_window_scores(dataset_cfg: dict, scores_file: Path, data_root: str, 
         _DATAMODULES.clear()  # one dataset's windows at a time
         _DATAMODULES[dm_key] = dm
     dm = _DATAMODULES[dm_key]
-    dm.protocols = PoseDataModule(**{**ds, "data_root": data_root, "cache_dir": cache_dir}).protocols
+    protocols = scoring.protocols_of(ds)
     scores = np.load(scores_file)
     train_score = scores["train_score"] if "train_score" in scores.files else None
-    if dm.needs_train_scores and (train_score is None or not len(train_score)):
+    if scoring.needs_training_scores(protocols) and (train_score is None or not len(train_score)):
         raise ValueError(f"{scores_file}: no training-window scores saved (train_score); the mocodad protocol needs them: re-run vadflow-eval")
-    return dm.evaluate(scores["index"], scores["score"], train_score)
+    offsets = scoring.mocodad_offsets(protocols, train_score)
+    return scoring.evaluate_windows(dm.test_windows, scores["index"], scores["score"], protocols, dm.masks_for, dm.name, offsets)
 
 
 def write_table(out_dir: Path, name: str, header: list[str], rows: list[list[str]]) -> str:
@@ -184,13 +185,12 @@ def main(argv=None) -> None:
     if args.offset_quantiles:
         print(offset_rule_table(Path(args.runs), [float(q) for q in args.offset_quantiles.split(",")], args.methods, args.datasets))
         return
-    data_root = os.environ.get("VADFLOW_DATA", str(ROOT / "data"))
-    cache_dir = os.environ.get("VADFLOW_CACHE", str(ROOT / ".cache"))
+    data_root, cache_dir = default_path("data_root"), default_path("cache_dir")
     methods = set(args.methods.split(","))
     rows = defaultdict(list)
-    for metrics_file in sorted(Path(args.runs).glob("*/*/*/metrics.json")):
-        run = metrics_file.parent
-        if run.parent.name not in methods or run.parts[-3] in ("synthetic", "shanghaitech_sample") or not (run / "window_scores.npz").exists():
+    for run in find_runs(Path(args.runs)):
+        metrics = json.loads((run / "metrics.json").read_text())
+        if metrics["method"] not in methods or metrics["dataset"] in ("synthetic", "shanghaitech_sample"):
             continue
         recs = [rescore(run, data_root, cache_dir)]
         for scores_dir in sorted(run.glob(RESCORE_DIRS)):
@@ -204,14 +204,14 @@ def main(argv=None) -> None:
               "STG-NF protocol, unsmoothed", "full-ShanghaiTech approx. (STG-NF scoring)", "params", "train s (mean)",
               "published on this data, by protocol"]
     table = []
-    for (method, dataset, missing, quirks, loss, scoring, short), recs in sorted(
+    for (method, dataset, missing, quirks, loss, score_over, short), recs in sorted(
             rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "impute", kv[0][5] != "detected joints", kv[0][6] != "skip", kv[0][6])):
         def res(protocol: str, key: str, recs=recs) -> list[float]:
             return [r["results"][protocol][key] for r in recs if protocol in r["results"]]
 
         label = missing + (" + official quirks" if quirks else "")
         table.append([
-            method, dataset, label, scoring, short, loss, ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"])),
+            method, dataset, label, score_over, short, loss, ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"])),
             fmt(res("mpedrnn", "auc")) if res("mpedrnn", "auc") else "-",
             fmt(res("stgnf", "auc")) if res("stgnf", "auc") else "-",
             fmt(res("stgnf", "auc_raw")) if res("stgnf", "auc_raw") else "-",
@@ -224,14 +224,21 @@ def main(argv=None) -> None:
     print(summary_table(rows, out_dir, args.name + "_summary"))
     if any(key[6] != "skip" for key in rows):
         print(summary_table(rows, out_dir, args.name + "_summary_short_tracks", short_tracks="reflect"))
-    print(f"\nwritten: {out_dir / (args.name + '.md')}, {args.name}_summary.md and .csv ({sum(len(v) for v in rows.values())} runs)")
+    n_runs = sum(len(v) for v in rows.values())
+    print(f"\nwritten: {out_dir / (args.name + '.md')}, {args.name}_summary.md and .csv ({n_runs} runs of {', '.join(sorted(methods))} under {args.runs})")
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every training run under ``root``, at any depth (single runs, multirun job folders, the
+    table's cells): a folder with metrics.json, window_scores.npz and model.ckpt."""
+    return sorted(p.parent for p in root.rglob("metrics.json")
+                  if (p.parent / "window_scores.npz").is_file() and (p.parent / "model.ckpt").is_file())
 
 
 def offset_rule_table(runs: Path, quantiles: list[float], methods: str, datasets: str | None) -> str:
     """mocodad AUC (%) of every run folder under ``runs`` (any depth) for each score-offset
     quantile: mean ± std over the runs of each (dataset, method)."""
-    data_root = os.environ.get("VADFLOW_DATA", str(ROOT / "data"))
-    cache_dir = os.environ.get("VADFLOW_CACHE", str(ROOT / ".cache"))
+    data_root, cache_dir = default_path("data_root"), default_path("cache_dir")
     wanted_methods = set(methods.split(",")) if methods else None
     wanted_datasets = set(datasets.split(",")) if datasets else None
     found = defaultdict(lambda: defaultdict(list))
@@ -264,13 +271,13 @@ def summary_table(rows: dict, out_dir: Path, name: str, short_tracks: str = "ski
     scores over detected joints where measured, ``short_tracks`` as given), both protocols per
     dataset, seeds in brackets."""
     best: dict[tuple[str, str], list[dict]] = {}
-    for (method, dataset, missing, quirks, loss, scoring, short), recs in rows.items():
+    for (method, dataset, missing, quirks, loss, score_over, short), recs in rows.items():
         if missing != "impute" or quirks or short != short_tracks:
             continue
         key = (method, dataset)
-        rank = (scoring == "detected joints", len(recs))
+        rank = (score_over == "detected joints", len(recs))
         if key not in best or rank > best[key][0]:
-            best[key] = [rank, recs, loss, scoring]
+            best[key] = [rank, recs, loss, score_over]
     methods = sorted({m for m, _ in best}, key=lambda m: list(METHOD_ORDER).index(m) if m in METHOD_ORDER else 99)
     header = ["method", "params"] + [f"{DATASET_TITLES[d]} {PROTOCOL_TITLES[p]}" for d in DATASET_TITLES for p in TABLE_PROTOCOLS] + ["loss", "score over"]
     table = []

@@ -18,21 +18,21 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
+from vadflow import scoring
+from vadflow.build import build_method, method_config
 from vadflow.checkpoint import save_checkpoint
 from vadflow.cli import friendly_errors, hydra_command
-from vadflow.config import CONF_DIR, datamodule_kwargs, git_commit, set_threads, to_plain
+from vadflow.config import CONF_DIR, datamodule_kwargs, set_threads, to_plain
 from vadflow.config_check import check_config
+from vadflow.console import EpochLines, interactive, quiet, wandb_sync_hint
 from vadflow.data.datamodule import PoseDataModule
-from vadflow.data.types import ConfigError, DataError
-from vadflow.losses import check_terms
+from vadflow.data.types import DataError
 from vadflow.methods import needs_trajectory
-from vadflow.methods.trajectory_aware import DEFAULT_COMBINE
-from vadflow.module import AnomalyModule, count_trainable, load_evaluation
+from vadflow.module import AnomalyModule, count_trainable
 from vadflow.resume import Interrupted, epoch_checkpoints, last_checkpoint, resume_checkpoint, stop_on_signals
-from vadflow.scoring import format_result
+from vadflow.runs import evaluate_run, metrics_record, report, run_figures
 
 log = logging.getLogger("vadflow.train")
 
@@ -43,40 +43,10 @@ def build_loggers(cfg: DictConfig) -> list:
     return [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None and "_target_" in c]
 
 
-def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: dict, **extra) -> dict:
-    """metrics.json: the headline protocol at top level, every protocol under ``protocols``."""
-    results = evaluation["results"]
-    head = results[0]
-    record = {
-        "method": cfg_method["name"],
-        "dataset": dataset_cfg["name"],
-        "protocol": head["protocol"],
-        "smoothing": head["smoothing"],
-        "seed": seed,
-        "auc": head["auc"],
-        "auc_raw": head["auc_raw"],
-        "auc_macro": head["auc_macro"],
-        "n_clips": head["n_clips"],
-        "n_frames": head["n_frames"],
-        "n_windows": evaluation["n_windows"],
-        "n_train_windows": evaluation["n_train_windows"],
-        "missing_joints": dataset_cfg.get("missing_joints", "impute"),
-        "official_quirks": bool(dataset_cfg.get("official_quirks", False)),
-        "short_tracks": dataset_cfg.get("short_tracks", "skip"),
-        "protocols": {r["protocol"]: r for r in results},
-        "prepare": evaluation.get("prepare", {}),
-        "trajectory": cfg_method["model"].get("_target_") == TRAJECTORY_TARGET,  # the trajectory component
-        "git_commit": git_commit(),
-    }
-    record.update(extra)
-    return record
-
-
-def log_to_wandb(loggers: list, cfg: DictConfig, record: dict, out_dir: Path, dm: PoseDataModule) -> None:
-    """Resolved config, final metrics as the run summary, ROC curve and score timelines as images."""
+def log_to_wandb(loggers: list, cfg: DictConfig, record: dict, figures: dict) -> None:
+    """Resolved config; final metrics as the run summary, keyed so a dashboard charts them by
+    method, dataset and protocol; the run's figures (ROC, score timelines) as images."""
     from lightning.pytorch.loggers import WandbLogger
-
-    from vadflow.plots import evaluation_figures
 
     for lg in loggers:
         if not isinstance(lg, WandbLogger):
@@ -87,26 +57,9 @@ def log_to_wandb(loggers: list, cfg: DictConfig, record: dict, out_dir: Path, dm
         for protocol, res in record["protocols"].items():
             summary.update({f"{protocol}/{k}": v for k, v in res.items() if isinstance(v, (int, float))})
         run.summary.update(summary)
-        if dm.test_set is None:  # spawned strategies trained in other processes
-            dm.setup()
-        for protocol in record["protocols"]:
-            figs = evaluation_figures(out_dir, dm.masks_for(protocol), protocol, record["dataset"])
+        for protocol, figs in figures.items():
             lg.log_image(key=f"{protocol}/roc", images=[str(f) for f in figs["roc"]])
             lg.log_image(key=f"{protocol}/score_over_time", images=[str(f) for f in figs["timelines"]])
-
-
-def headline_figures(out_dir: Path, dm: PoseDataModule, record: dict) -> dict | None:
-    """``figures/``: the ROC and the score over time of the clip with the most abnormal frames,
-    under the headline protocol (the first of the dataset's ``protocols``)."""
-    from vadflow.plots import evaluation_figures
-
-    protocol = next(iter(record["protocols"]), None)
-    if protocol is None:
-        return None
-    if dm.test_set is None:  # spawned strategies trained in other processes
-        dm.setup()
-    figs = evaluation_figures(out_dir, dm.masks_for(protocol), protocol, record["dataset"], n_clips=1)
-    return {**figs, "protocol": protocol} if figs["timelines"] else None
 
 
 def finish_wandb(failed: bool) -> None:
@@ -114,15 +67,13 @@ def finish_wandb(failed: bool) -> None:
 
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
+        run = wandb.run
         wandb.finish(exit_code=1 if failed else 0)
-
-
-def report(record: dict, suffix: str) -> None:
-    for res in record["protocols"].values():
-        print(format_result(res, record["dataset"]) + suffix)
+        wandb_sync_hint(run)
 
 
 def run_training(cfg: DictConfig) -> dict:
+    quiet(bool(cfg.get("verbose", False)))
     check_config(cfg)  # a key or value nothing can use fails here, before any data is read
     threads = set_threads(cfg.get("threads"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -130,14 +81,16 @@ def run_training(cfg: DictConfig) -> dict:
     check_writable(out_dir)
     method_cfg = method_config(cfg)
     method = build_method(method_cfg, hydra.utils.instantiate(cfg.loss))
+    protocols = scoring.protocols_of(to_plain(cfg.dataset))
     dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)),
                         trajectory_features=needs_trajectory(method))
-    module = AnomalyModule(method, to_plain(cfg.method.optim), results_dir=str(out_dir))
+    module = AnomalyModule(method, to_plain(cfg.method.optim), results_dir=str(out_dir),
+                           score_training_windows=scoring.needs_training_scores(protocols))
     loggers = build_loggers(cfg)
     failed = True
     try:
         dm.prepare_data()  # read (or load the cache of) the data before Lightning starts: a bad file is one line, not a late crash
-        record = _fit_and_test(cfg, method_cfg, dm, method, module, loggers, out_dir, threads)
+        record = _fit_and_test(cfg, method_cfg, dm, method, module, protocols, loggers, out_dir, threads)
         failed = False
         return record
     finally:
@@ -160,44 +113,6 @@ def check_writable(out_dir: Path, probe_bytes: int = 1 << 20) -> None:
         probe.unlink(missing_ok=True)
 
 
-TRAJECTORY_TARGET = "vadflow.methods.trajectory_aware.TrajectoryAware"
-
-
-def method_config(cfg: DictConfig) -> dict:
-    """The method's config as the checkpoint stores it: with ``trajectory=flow`` its model is the
-    pose model wrapped with the trajectory component, so ``load_method`` rebuilds both."""
-    method_cfg = to_plain(cfg.method)
-    method_cfg["loss"] = to_plain(cfg.loss)  # stored with the weights: head, backbone, conditioner (in model) and loss
-    traj = to_plain(cfg.trajectory) if cfg.get("trajectory") else {}
-    if traj:
-        combine, jacobian = traj.pop("combine", DEFAULT_COMBINE), traj.pop("normalisation_jacobian", False)
-        method_cfg["model"] = {"_target_": TRAJECTORY_TARGET, "pose": method_cfg["model"], "trajectory": traj,
-                               "combine": combine, "normalisation_jacobian": jacobian, "seg_len": method_cfg["model"]["seg_len"]}
-    return method_cfg
-
-
-def build_method(method_cfg: dict, objective):
-    """The method with the training objective (the pose model's, when wrapped). A combination
-    that cannot work (a flow on GMFC-VAE's block, a loss weight for a term the method never
-    produces) is one line here, before any data is read."""
-    model_cfg = method_cfg["model"]
-    try:
-        if model_cfg.get("_target_") != TRAJECTORY_TARGET:
-            method = hydra.utils.instantiate(model_cfg, objective=objective)
-        else:
-            pose = hydra.utils.instantiate(model_cfg["pose"], objective=objective)
-            method = hydra.utils.instantiate({**model_cfg, "pose": None}, pose=pose)
-    except InstantiationException as exc:
-        cause = exc.__cause__
-        while isinstance(cause, InstantiationException):
-            cause = cause.__cause__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        raise
-    check_terms(objective, method, f"method {method_cfg.get('name', '?')}")
-    return method
-
-
 def fit_statistics(method, dm: PoseDataModule) -> None:
     """Methods that need statistics of the training data after training (score standardisation,
     an untrained model's ActNorm) define ``fit_statistics(loader)``. It runs in this process on
@@ -212,7 +127,7 @@ def fit_statistics(method, dm: PoseDataModule) -> None:
 def calibrate(method, dm: PoseDataModule, cfg: DictConfig) -> dict:
     """The false-alarm-rate calibration ``vadflow-score`` thresholds with: quantiles of the
     scoring pipeline's frame scores on the normal training clips."""
-    from vadflow.score_tracks import calibrate_method
+    from vadflow.scoring.calibration import calibrate_method
 
     if getattr(dm, "train", None) is None:  # spawned strategies set the datamodule up elsewhere
         dm.setup("fit")
@@ -222,13 +137,18 @@ def calibrate(method, dm: PoseDataModule, cfg: DictConfig) -> dict:
     return cal
 
 
-def _fit_and_test(cfg, method_cfg: dict, dm, method, module, loggers, out_dir: Path, threads: int) -> dict:
+def _fit_and_test(cfg, method_cfg: dict, dm, method, module, protocols: list, loggers, out_dir: Path, threads: int) -> dict:
     ckpt_path = resume_checkpoint(cfg.get("resume"), out_dir)
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     callbacks = epoch_checkpoints(out_dir) if cfg.get("save_every_epoch", True) else []
+    progress = {}
+    if "enable_progress_bar" not in cfg.trainer:  # a bar on a terminal; a redirected log gets one line per epoch
+        progress["enable_progress_bar"] = interactive()
+    if not progress.get("enable_progress_bar", cfg.trainer.get("enable_progress_bar", True)):
+        callbacks = callbacks + [EpochLines()]
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir), callbacks=callbacks,
-                                      **({"enable_checkpointing": True} if callbacks else {}))
+                                      **({"enable_checkpointing": True} if callbacks else {}), **progress)
     t0 = time.perf_counter()
     if int(cfg.trainer.max_epochs) > 0 and count_trainable(method) > 0:
         try:
@@ -248,8 +168,9 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, loggers, out_dir: P
     eval_seconds = time.perf_counter() - t0
     if not trainer.is_global_zero:  # strategy "ddp" re-runs this script on every rank
         return {}
+    evaluation = evaluate_run(out_dir, dm, protocols)
     record = metrics_record(
-        method_cfg, to_plain(cfg.dataset), int(cfg.seed), load_evaluation(out_dir),
+        method_cfg, to_plain(cfg.dataset), int(cfg.seed), evaluation,
         loss=type(method.objective).__name__ if hasattr(method, "objective") else None,
         n_params=count_trainable(method), train_seconds=train_seconds, eval_seconds=eval_seconds,
         epochs=int(trainer.current_epoch), threads=threads, world_size=trainer.world_size, precision=str(trainer.precision),
@@ -259,13 +180,14 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, loggers, out_dir: P
         record["val_loss"] = float(trainer.callback_metrics["val/loss"])
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
     calibration = calibrate(method, dm, cfg) if cfg.get("calibrate", True) else None
-    save_checkpoint(out_dir / "model.ckpt", method, method_cfg, to_plain(cfg.dataset), record, calibration)
-    figures = headline_figures(out_dir, dm, record) if cfg.get("figures", True) else None
-    log_to_wandb(loggers, cfg, record, out_dir, dm)
+    save_checkpoint(out_dir / "model.ckpt", method, method_cfg, to_plain(cfg.dataset), record, calibration, evaluation["score_offsets"])
+    figures = run_figures(out_dir, dm, record) if cfg.get("figures", True) else {}
+    log_to_wandb(loggers, cfg, record, figures)
     report(record, f" | {cfg.method.name} seed {cfg.seed}")
     print(f"run directory: {out_dir}")
-    if figures:
-        print(f"score over time ({record['dataset']}, {figures['protocol']} protocol): {figures['timelines'][0]}")
+    headline = figures.get(record["protocol"], {}).get("timelines")
+    if headline:
+        print(f"score over time ({record['dataset']}, {record['protocol']} protocol): {headline[0]}")
     return record
 
 

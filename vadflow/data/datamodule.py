@@ -1,8 +1,10 @@
-"""The one LightningDataModule: prepared arrays -> window batches, and the test-set evaluator.
+"""The one LightningDataModule: prepared arrays -> window batches. It serves data only; the
+protocols and AUCs are ``vadflow.scoring``'s.
 
 Batches are built whole (``__getitems__``): one gather + one vectorised normalisation per batch,
 no per-window Python. Each batch carries every window's dataset index, so evaluation gathers
-scores by index and duplicates from distributed samplers vanish.
+scores by index and duplicates from distributed samplers vanish. ``test_windows`` says, for each
+test window, its clip, person and the frames it covers.
 """
 from __future__ import annotations
 
@@ -16,14 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vadflow import scoring
 from vadflow.data.cache import load_prepared
 from vadflow.data.cameras import row_camera_slots
-from vadflow.data.prepare_arrays import PreparedSplit, track_of_rows
+from vadflow.data.prepare_arrays import PreparedSplit
 from vadflow.data.readers import SkipLog
 from vadflow.data.robustness import add_keypoint_noise, contaminate
 from vadflow.data.types import DataError
-from vadflow.data.windows import WindowBuilder, scoring_windows, window_starts
+from vadflow.data.windows import ScoringWindows, WindowBuilder, frame_size_of, window_starts
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,7 @@ class PoseDataModule(L.LightningDataModule):
         flip: bool = True,
         batch_size: int = 256,
         eval_batch_size: int = 4096,
-        protocols=("stgnf", "mpedrnn"),
-        exclude_clips=(),
-        ignore_ranges=None,
-        smoothing_sigmas=None,
-        window_to_frame=None,
         full_masks: str | None = None,
-        mocodad: dict | None = None,
         val_fraction: float = 0.0,
         keypoint_noise: float = 0.0,
         contamination: float | None = None,
@@ -93,7 +88,7 @@ class PoseDataModule(L.LightningDataModule):
         fix_train_frame_offset: bool = False,
         strict: bool = False,
         trajectory_features: bool = False,
-        **_unused,
+        **_protocol_keys,  # protocols, exclude_clips, ignore_ranges, mocodad, ...: vadflow.scoring.protocols_of reads them
     ):
         super().__init__()
         self.name = name
@@ -102,13 +97,8 @@ class PoseDataModule(L.LightningDataModule):
         self.max_missing, self.missing_joints, self.conf_threshold = max_missing_frames, missing_joints, conf_threshold
         self.official_quirks, self.flip = official_quirks, flip
         # the official code divides every dataset by 856x480; the corrected default uses the real size
-        self.frame_size = (856, 480) if official_quirks else tuple(frame_size)
+        self.frame_size = frame_size_of({"official_quirks": official_quirks, "frame_size": frame_size})
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.protocols = [
-            scoring.make_protocol(p, exclude_clips=exclude_clips, ignore_ranges=ignore_ranges, mocodad=mocodad,
-                                  **({} if p == "mocodad" else {"sigmas": smoothing_sigmas, "window_to_frame": window_to_frame}))
-            for p in protocols
-        ]
         self.full_masks_dir = full_masks
         self.val_fraction = float(val_fraction)
         self.keypoint_noise = float(keypoint_noise or 0.0)
@@ -124,6 +114,7 @@ class PoseDataModule(L.LightningDataModule):
         self.strict = bool(strict)  # every skipped or repaired input is an error
         self.trajectory_features = bool(trajectory_features)  # batches carry traj / norm / camera (trajectory models)
         self.train_set = self.test_set = None
+        self.test_windows: ScoringWindows | None = None
         self.prepare_info: dict = {}
         self._prepared = False  # the cache is built (training asks before Lightning does)
         self._official_masks: dict[str, np.ndarray] | None = None  # dataset.full_masks, read and checked once
@@ -153,43 +144,30 @@ class PoseDataModule(L.LightningDataModule):
         use_vis = self.missing_joints == "impute"
         starts = lambda split, stride: window_starts(split.frames, split.track_ptr, self.seg_len, stride, self.max_missing, self.official_quirks)  # noqa: E731
         train_starts, val_starts = self._hold_out_clips(train, starts(train, self.train_stride))
-        test_starts, test_last = scoring_windows(test.frames, test.track_ptr, self.seg_len, self.test_stride, self.max_missing,
-                                                 self.official_quirks, self.short_tracks, self.short_min_len)
+        test_windows = ScoringWindows.of_split(test, self.seg_len, self.frame_size, self.test_stride, self.max_missing, self.official_quirks,
+                                               self.short_tracks, self.short_min_len, use_vis, self.trajectory_features)
         train_kp, train_vis = train.kp, train.vis
         if self.contamination is not None:  # robustness experiment: abnormal windows in training
             keep, contam, self.held_out_clips = contaminate(train_starts, test, starts(test, self.train_stride), self.contamination,
                                                             self.contamination_clips, self.seg_len)
             train_kp, train_vis = np.concatenate([train.kp, test.kp]), np.concatenate([train.vis, test.vis])
             train_starts = np.concatenate([keep, contam + len(train.kp)])  # rows of test after those of train
-            held = np.isin(np.asarray(test.clips)[test.track_clip[track_of_rows(test.track_ptr)[test_starts]]], self.held_out_clips)
-            test_starts, test_last = test_starts[~held], test_last[~held]
+            test_windows = test_windows.select(~np.isin(test_windows.clip, self.held_out_clips))
             test = replace(test, masks={c: m for c, m in test.masks.items() if c not in set(self.held_out_clips)})
             log.info("%s: %d clips held out of the evaluation (their abnormal windows may be in training)", self.name, len(self.held_out_clips))
         self.train, self.test = train, test
-        if len(test_starts) == 0:
+        if test_windows.n == 0:
             raise DataError(f"{self.name}: no test track is long enough for a window of {self.seg_len} frames")
         self.train_set = WindowDataset(train_starts, WindowBuilder(train_kp, train_vis, self.seg_len, self.frame_size, use_vis), self.flip)
-        self.test_set = WindowDataset(test_starts, WindowBuilder(test.kp, test.vis, self.seg_len, self.frame_size, use_vis,
-                                                                 pad_mode=self.short_tracks), last=test_last)
+        self.test_windows = test_windows
+        self.test_set = WindowDataset(test_windows.starts, test_windows.builder, last=test_windows.last)
         if self.trajectory_features:
             slots = lambda split: row_camera_slots(split.clips, split.track_clip, split.track_ptr)  # noqa: E731
             train_slots = slots(train) if self.contamination is None else np.concatenate([slots(train), slots(test)])  # test rows follow
             self.train_set.builder.row_camera = torch.from_numpy(train_slots)
-            self.test_set.builder.row_camera = torch.from_numpy(slots(test))
         if len(val_starts):
             self.val_set = WindowDataset(val_starts, self.train_set.builder)
-        # what scoring needs of each test window: clip, person, the frame its score is written to
-        window_track = track_of_rows(test.track_ptr)[test_starts]
-        self.test_clip = np.asarray(test.clips)[test.track_clip[window_track]]
-        self.test_person = test.track_person[window_track]
-        # frames each window covers: first .. first + T - 1 for a full window (the protocols' rule),
-        # only the track's own frames for a padded one; its centre frame is the middle of those
-        first, last_frame = test.frames[test_starts], test.frames[test_last]
-        full = test_last == test_starts + self.seg_len - 1
-        self.test_first = first
-        self.test_span = np.where(full, self.seg_len, last_frame - first + 1)
-        self.test_frame = np.where(full, first + self.seg_len // 2, (first + last_frame) // 2)
-        log.info("%s: %d train windows (x%d flip), %d test windows", self.name, len(train_starts), 2 if self.flip else 1, len(test_starts))
+        log.info("%s: %d train windows (x%d flip), %d test windows", self.name, len(train_starts), 2 if self.flip else 1, test_windows.n)
         self._note_short_tracks(train, test)
 
     def _note_short_tracks(self, train: PreparedSplit, test: PreparedSplit) -> None:
@@ -250,7 +228,7 @@ class PoseDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer.world_size if trainer is not None else int(os.environ.get("WORLD_SIZE", 1))
 
-    # -- evaluation ----------------------------------------------------------------------
+    # -- labels --------------------------------------------------------------------------
     def masks_for(self, protocol: str) -> dict[str, np.ndarray]:
         """The labelled clips a protocol evaluates: the dataset's masks, or the full set for stgnf_full."""
         if protocol != "stgnf_full":
@@ -272,24 +250,3 @@ class PoseDataModule(L.LightningDataModule):
                 shown = self.test.mask_files.get(clip, f"the mask of clip {clip}")
                 raise DataError(f"{shown}: {len(mask)} frames, but the official label {folder / clip}.npy has {len(official[clip])} "
                                 f"(mask too {'long' if len(mask) > len(official[clip]) else 'short'})")
-
-    @property
-    def needs_train_scores(self) -> bool:
-        """A protocol fixes something from the training windows' scores (mocodad's offset)."""
-        return any(p.kind == "mocodad" for p in self.protocols)
-
-    def evaluate(self, index: np.ndarray, score: np.ndarray, train_score: np.ndarray | None = None) -> list[dict]:
-        """Gathered (possibly duplicated) window scores -> one result per protocol.
-        ``train_score``: scores of training windows (``statistics_dataloader``), for mocodad's offset."""
-        index, score = scoring.dedup_window_scores(index, score)
-        if len(index) != self.test_set.n:
-            raise ValueError(f"{self.name}: scores for {len(index)} of {self.test_set.n} test windows")
-        results = []
-        for p in self.protocols:
-            offset = scoring.score_offset(train_score, p.offset_quantile) if p.kind == "mocodad" else None
-            results.append(scoring.evaluate_protocol(
-                p, self.masks_for(p.name), self.test_clip[index], self.test_frame[index], score, self.name,
-                win_person=self.test_person[index], seg_len=self.seg_len, win_first=self.test_first[index], win_span=self.test_span[index],
-                score_offset=offset,
-            ))
-        return results

@@ -17,6 +17,8 @@ normalisation and scoring count each real pose once. Its score covers only the t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -179,3 +181,65 @@ def trajectory_features(xy: torch.Tensor, vis: torch.Tensor | None = None,
     mean, std_y = window_statistics(xy, vis if normalised_over_detected else None)
     norm = torch.cat([mean.view(-1, 2), std_y.log()[:, None]], 1)
     return torch.cat([centre, size], -1), norm
+
+
+def frame_size_of(dataset_cfg: dict) -> tuple[int, int]:
+    """The frame size coordinates are divided by: the dataset's, or the official code's 856x480 for
+    every dataset under ``official_quirks``."""
+    if dataset_cfg.get("official_quirks"):
+        return (856, 480)
+    return tuple(int(v) for v in dataset_cfg.get("frame_size", (856, 480)))
+
+
+@dataclass
+class ScoringWindows:
+    """Every window a split is scored by, and what the protocols need of each: its clip, person,
+    the frames it covers (``first .. first + span - 1``) and the frame its score is written to
+    (``frame``, the centre). A full window covers ``T`` frames from its first pose (the protocols'
+    rule, also across a dropped frame); a padded window of a short track covers its own frames.
+    Training, ``vadflow-eval`` and ``vadflow-score`` all build their test windows here."""
+
+    starts: np.ndarray  # (N,) first row
+    last: np.ndarray  # (N,) last real row
+    builder: "WindowBuilder"
+    clip: np.ndarray  # (N,) clip name
+    person: np.ndarray  # (N,) person id
+    track: np.ndarray  # (N,) track index in the split
+    first: np.ndarray  # (N,) first frame covered
+    span: np.ndarray  # (N,) frames covered
+    frame: np.ndarray  # (N,) centre frame
+    seg_len: int
+
+    @property
+    def n(self) -> int:
+        return len(self.starts)
+
+    @classmethod
+    def of_split(cls, split, seg_len: int, frame_size, stride: int = 1, max_missing: int = 2, official_quirks: bool = False,
+                 short_tracks: str = "skip", short_min_len: int = 8, use_visibility: bool = True,
+                 trajectory_features: bool = False) -> "ScoringWindows":
+        from vadflow.data.cameras import row_camera_slots
+
+        starts, last = scoring_windows(split.frames, split.track_ptr, seg_len, stride, max_missing, official_quirks, short_tracks, short_min_len)
+        builder = WindowBuilder(split.kp, split.vis, seg_len, frame_size, use_visibility, pad_mode=short_tracks if short_tracks != "skip" else "reflect")
+        if trajectory_features:  # batches carry the box trajectory and camera
+            builder.row_camera = torch.from_numpy(row_camera_slots(split.clips, split.track_clip, split.track_ptr))
+        track = track_of_rows(split.track_ptr)[starts]
+        first, last_frame = split.frames[starts], split.frames[last]
+        full = last == starts + seg_len - 1
+        return cls(starts, last, builder, np.asarray(split.clips)[split.track_clip[track]], split.track_person[track], track, first,
+                   np.where(full, seg_len, last_frame - first + 1), np.where(full, first + seg_len // 2, (first + last_frame) // 2), seg_len)
+
+    def select(self, keep: np.ndarray) -> "ScoringWindows":
+        """The windows where ``keep`` is True (same builder)."""
+        arrays = {k: getattr(self, k)[keep] for k in ("starts", "last", "clip", "person", "track", "first", "span", "frame")}
+        return ScoringWindows(builder=self.builder, seg_len=self.seg_len, **arrays)
+
+    def batch(self, index: np.ndarray) -> dict:
+        """A method's batch of the windows at ``index`` (full or padded alike)."""
+        index = np.asarray(index)
+        starts, last = torch.from_numpy(self.starts[index]), torch.from_numpy(self.last[index])
+        padded = None if (self.last[index] == self.starts[index] + self.seg_len - 1).all() else last
+        batch = self.builder.batch(starts, last=padded)
+        batch["index"] = torch.from_numpy(index.astype(np.int64))
+        return batch

@@ -1,4 +1,4 @@
-"""Window scores -> frame scores -> AUC. Every evaluation protocol lives here, and only here.
+"""Window scores -> frame scores -> AUC under each protocol. Every protocol lives here, and only here.
 
 Convention: a window score is an *anomaly* score (higher = more anomalous; for flows, the NLL).
 The abnormal frames are the positive class for every metric (AUC-ROC, AUC-PR, EER). STG-NF's code
@@ -88,7 +88,12 @@ class Protocol:
         if self.kind == "mocodad":
             pad = f", pad {self.pad}" if self.pad >= 0 else ""
             return f"shift {self.shift}, gaussian sigma={self.sigma:g}{pad}"
-        return "gaussian cascade sigma=" + ",".join(f"{s:g}" for s in self.sigmas) if self.sigmas else "none"
+        return smoothing_label(self.sigmas)
+
+
+def smoothing_label(sigmas) -> str:
+    """How a cascade of Gaussian filters is named next to every number it produced."""
+    return "gaussian cascade sigma=" + ",".join(f"{s:g}" for s in sigmas) if sigmas else "none"
 
 
 def _ranges(ignore_ranges) -> dict:
@@ -532,7 +537,9 @@ def evaluate_protocol(
         **extra,
         "frame_scores": final,  # joined clips, NaN on frames a protocol removes (arrays are dropped before writing metrics.json)
         "keep": keep,
+        "labels": labels,
         "clips": clips,
+        "lengths": lengths,
     }
 
 

@@ -1,0 +1,64 @@
+"""A method from its config: the model (head, backbone, conditioner; with ``trajectory=flow`` the
+pose model wrapped with the trajectory component) and the training objective. Training, the
+checkpoints, the benchmarks and the tests all build methods here."""
+from __future__ import annotations
+
+import hydra
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig
+
+from vadflow.config import to_plain
+from vadflow.data.types import ConfigError
+from vadflow.losses import check_terms
+from vadflow.methods.trajectory_aware import DEFAULT_COMBINE
+
+TRAJECTORY_TARGET = "vadflow.methods.trajectory_aware.TrajectoryAware"
+
+
+def method_config(cfg: DictConfig) -> dict:
+    """The method's config as the checkpoint stores it: with ``trajectory=flow`` its model is the
+    pose model wrapped with the trajectory component, so ``load_method`` rebuilds both."""
+    method_cfg = to_plain(cfg.method)
+    method_cfg["loss"] = to_plain(cfg.loss)  # stored with the weights: head, backbone, conditioner (in model) and loss
+    traj = to_plain(cfg.trajectory) if cfg.get("trajectory") else {}
+    if traj:
+        combine, jacobian = traj.pop("combine", DEFAULT_COMBINE), traj.pop("normalisation_jacobian", False)
+        method_cfg["model"] = {"_target_": TRAJECTORY_TARGET, "pose": method_cfg["model"], "trajectory": traj,
+                               "combine": combine, "normalisation_jacobian": jacobian, "seg_len": method_cfg["model"]["seg_len"]}
+    return method_cfg
+
+
+def instantiate_model(model_cfg: dict, **kwargs):
+    """``hydra.utils.instantiate``, with a combination that cannot work (a ``ConfigError`` raised
+    inside a constructor, however deep) surfacing as that one line."""
+    try:
+        return hydra.utils.instantiate(model_cfg, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while isinstance(cause, InstantiationException):
+            cause = cause.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise
+
+
+def build_model(model_cfg: dict, objective=None):
+    """The model; ``objective`` (the pose model's, when wrapped) replaces the method's default."""
+    extra = {} if objective is None else {"objective": objective}
+    if model_cfg.get("_target_") != TRAJECTORY_TARGET:
+        return instantiate_model(model_cfg, **extra)
+    pose = instantiate_model(model_cfg["pose"], **extra)
+    return instantiate_model({**model_cfg, "pose": None}, pose=pose)
+
+
+def build_method(method_cfg: dict, objective):
+    """The method with the training objective. A combination that cannot work (a flow on
+    GMFC-VAE's block, a loss weight for a term the method never produces) is one line here,
+    before any data is read."""
+    method = build_model(method_cfg["model"], objective)
+    check_terms(objective, method, f"method {method_cfg.get('name', '?')}")
+    return method
+
+
+def is_trajectory_aware(method_cfg: dict) -> bool:
+    return method_cfg["model"].get("_target_") == TRAJECTORY_TARGET

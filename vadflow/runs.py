@@ -1,0 +1,94 @@
+"""A run directory's evaluation: window scores -> the evaluator -> frame scores, metrics and figures.
+
+``vadflow-train`` and ``vadflow-eval`` both end here after Lightning has scored the test windows
+(``AnomalyModule`` writes ``window_scores.npz``: spawned processes share no memory with the
+launcher). Files written next to it: ``frame_scores_<protocol>.npz``, ``metrics.json`` (by the
+entry point) and ``figures/``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vadflow import scoring
+from vadflow.config import git_commit
+
+WINDOW_SCORES = "window_scores.npz"
+
+
+def evaluate_run(out_dir: Path, dm, protocols: list) -> dict:
+    """The run's saved window scores under every protocol: one result per protocol (arrays
+    included), the mocodad offsets, and the window counts."""
+    saved = np.load(Path(out_dir) / WINDOW_SCORES)
+    if dm.test_windows is None:  # spawned strategies set the datamodule up in other processes
+        dm.setup()
+    index, score = scoring.dedup_window_scores(saved["index"], saved["score"])
+    train_score = saved["train_score"] if "train_score" in saved.files else np.zeros(0)
+    offsets = scoring.mocodad_offsets(protocols, train_score)
+    results = scoring.evaluate_windows(dm.test_windows, index, score, protocols, dm.masks_for, dm.name, offsets)
+    save_evaluation(out_dir, dm.test_windows, index, score, results, train_score)
+    return {"results": results, "score_offsets": offsets, "n_windows": int(dm.test_windows.n),
+            "n_train_windows": len(dm.train_set) if dm.train_set is not None else 0, "prepare": dm.prepare_info}
+
+
+def save_evaluation(out_dir: Path, windows, index: np.ndarray, score: np.ndarray, results: list[dict], train_score: np.ndarray) -> None:
+    """De-duplicated window scores with the frames each covers and the training windows' scores
+    (everything a protocol needs to re-score the run), and the frame scores of every protocol."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / WINDOW_SCORES, index=index, score=score, clip=windows.clip[index], person=windows.person[index],
+             frame=windows.frame[index], first=windows.first[index], span=windows.span[index], train_score=train_score)
+    for res in results:
+        np.savez(out_dir / f"frame_scores_{res['protocol']}.npz", clips=np.array(res["clips"]), scores=res["frame_scores"], keep=res["keep"])
+
+
+def scalars(result: dict) -> dict:
+    return {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+
+
+def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: dict, **extra) -> dict:
+    """metrics.json: the headline protocol at top level, every protocol under ``protocols``."""
+    from vadflow.build import is_trajectory_aware
+
+    results = [scalars(r) for r in evaluation["results"]]
+    head = results[0]
+    record = {
+        "method": cfg_method["name"],
+        "dataset": dataset_cfg["name"],
+        "protocol": head["protocol"],
+        "smoothing": head["smoothing"],
+        "seed": seed,
+        "auc": head["auc"],
+        "auc_raw": head["auc_raw"],
+        "auc_macro": head["auc_macro"],
+        "n_clips": head["n_clips"],
+        "n_frames": head["n_frames"],
+        "n_windows": evaluation["n_windows"],
+        "n_train_windows": evaluation["n_train_windows"],
+        "missing_joints": dataset_cfg.get("missing_joints", "impute"),
+        "official_quirks": bool(dataset_cfg.get("official_quirks", False)),
+        "short_tracks": dataset_cfg.get("short_tracks", "skip"),
+        "protocols": {r["protocol"]: r for r in results},
+        "prepare": evaluation.get("prepare", {}),
+        "trajectory": is_trajectory_aware(cfg_method),  # the trajectory component
+        "git_commit": git_commit(),
+    }
+    record.update(extra)
+    return record
+
+
+def report(record: dict, suffix: str) -> None:
+    for res in record["protocols"].values():
+        print(scoring.format_result(res, record["dataset"]) + suffix)
+
+
+def run_figures(out_dir: Path, dm, record: dict, n_clips: int = 3) -> dict[str, dict]:
+    """``figures/``: per protocol, the ROC (its AUC in the legend) and the score over time of the
+    ``n_clips`` clips with the most abnormal frames (frames the protocol leaves out greyed)."""
+    from vadflow.plots import evaluation_figures
+
+    if dm.test_windows is None:
+        dm.setup()
+    return {protocol: evaluation_figures(out_dir, dm.masks_for(protocol), protocol, record["dataset"], n_clips=n_clips)
+            for protocol in record["protocols"]}
