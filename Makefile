@@ -5,7 +5,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # real data: $VADFLOW_DATA, else ../shared/datasets when it exists (CI and developers)
 export VADFLOW_DATA ?= $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
-SEEDS ?= 1 2 3
 
 .PHONY: help install run test test-all bench bench-score table-stgnf reproduce-table clean
 
@@ -34,10 +33,9 @@ bench: $(STAMP) ## speed and memory of STG-NF on HR-ShanghaiTech (needs the data
 bench-score: $(STAMP) ## vadflow-score on 1 hour of synthetic tracks (25 fps, 5 people per frame); no data root needed
 	$(BIN)/python -m vadflow.bench --score-only
 
-table-stgnf: $(STAMP) ## STG-NF, 3 seeds x HR-ShanghaiTech, HR-Avenue, PoseLift, with/without missing-joint handling (~75 min)
-	SEEDS="$(SEEDS)" experiments/run_stgnf_real.sh
-	experiments/run_stgnf_quirks.sh
-	$(BIN)/python -m vadflow.table --methods stgnf
+table-stgnf: $(STAMP) ## STG-NF, 3 seeds x HR-ShanghaiTech, HR-Avenue, PoseLift: imputed vs zero joints, official quirks
+	$(BIN)/python -m vadflow.reproduce --spec experiments/stgnf_real.yaml
+	$(BIN)/python -m vadflow.reproduce --spec experiments/stgnf_quirks.yaml
 
 reproduce-table: $(STAMP) ## run the missing/stale cells of experiments/table.yaml, write experiments/results/table.{md,csv,png}
 	$(BIN)/python -m vadflow.reproduce

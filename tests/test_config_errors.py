@@ -71,15 +71,16 @@ def test_usable_options_pass(overrides):
 def test_an_unwritable_run_directory_fails_before_training(tmp_path, monkeypatch, capsys):
     import errno
 
+    import vadflow.runs
     import vadflow.train
-    from vadflow.train import check_writable
+    from vadflow.runs import check_writable
 
     def full_disk(path, *args, **kwargs):  # a full disk, simulated for the probe only
         if Path(path).name == ".write_probe":
             raise OSError(errno.ENOSPC, "No space left on device")
         return open(path, *args, **kwargs)
 
-    monkeypatch.setattr(vadflow.train, "open", full_disk, raising=False)
+    monkeypatch.setattr(vadflow.runs, "open", full_disk, raising=False)
     started = []
     monkeypatch.setattr(vadflow.train, "PoseDataModule", lambda *a, **k: started.append(1))
     code, err = run_command("vadflow-train", [], monkeypatch, capsys, tmp_path)

@@ -324,3 +324,19 @@ def test_threshold_calibrated_on_your_own_normal_tracks(demo, trained_ckpt, tmp_
     clips = json.loads((tmp_path / "n" / "summary.json").read_text())["clips"]
     above = sum(c["frames_above_threshold"] for c in clips) / sum(c["frames_with_people"] for c in clips)
     assert above == pytest.approx(0.02, abs=0.01)
+
+
+def test_vadflow_eval_names_its_run_after_the_checkpoint(trained_ckpt, tmp_path):
+    """runs/eval/<its dataset>/<its method>/<time>_seed<its training seed>, with its metrics.json."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "vadflow.evaluate", f"ckpt_path={trained_ckpt}", f"paths.log_dir={tmp_path}",
+           f"paths.cache_dir={trained_ckpt.parent.parent / 'cache'}", "threads=1", "figures=false"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seed = torch.load(trained_ckpt, weights_only=True)["metrics"]["seed"]
+    runs = list((tmp_path / "eval" / "synthetic" / "stgnf").glob(f"*_seed{seed}"))
+    assert len(runs) == 1, sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("metrics.json"))
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert (metrics["method"], metrics["dataset"], metrics["seed"]) == ("stgnf", "synthetic", seed)

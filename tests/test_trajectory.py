@@ -248,6 +248,34 @@ def test_nothing_learned_baselines_on_hand_made_windows():
         BodyHeight().score({"x": batch["x"], "vis": vis})
 
 
+def test_baselines_ignore_undetected_joints_and_empty_frames():
+    """An undetected joint far away moves neither cue; a frame with nobody detected adds no step
+    (its two steps are left out, not counted as 0); the height is a median, so one outlier frame
+    does not move it."""
+    from vadflow.methods.baselines import BodyHeight, CentreSpeed
+
+    T, V = 6, 18
+    base = torch.zeros(V, 2)
+    base[:, 1] = torch.linspace(0.1, 0.3, V)
+    xy = torch.stack([base + torch.tensor([0.01 * t, 0.0]) for t in range(T)])[None].clone()
+    vis = torch.ones(1, T, V, dtype=torch.bool)
+    vis[..., 0] = False
+    xy[:, :, 0] = torch.tensor([5.0, -3.0])  # undetected, far away
+    xy[:, 4, 1:, 1] = base[1:, 1] * 3  # frame 4: an outlier height
+    traj, norm = trajectory_features(xy, vis)
+    batch = {"x": normalize_windows(xy, vis), "vis": vis, "traj": traj, "norm": norm}
+    extent = base[1:, 1].max() - base[1:, 1].min()
+    assert torch.allclose(BodyHeight(seg_len=T).score(batch), extent[None], atol=1e-6)
+    steady = xy.clone()
+    steady[:, 4, 1:, 1] = base[1:, 1]
+    std_y = window_statistics(steady, vis)[1]
+    gone = vis.clone()
+    gone[:, 2] = False  # nobody detected on frame 2
+    speed = CentreSpeed(seg_len=T).score({"x": normalize_windows(steady, gone), "vis": gone})
+    assert torch.allclose(speed, 0.01 / window_statistics(steady, gone)[1], atol=1e-5)
+    assert torch.allclose(CentreSpeed(seg_len=T).score({"x": normalize_windows(steady, vis), "vis": vis}), 0.01 / std_y, atol=1e-5)
+
+
 def test_a_model_trains_after_scoring_in_inference_mode():
     """Cached conv indices first built under torch.inference_mode must not break a later backward."""
     from vadflow.nn.stgcn import _toeplitz_index

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from vadflow.build import build_model
 from vadflow.data.types import DataError
@@ -82,3 +83,22 @@ def load_method(ckpt: dict, path="checkpoint", model_overrides: dict | None = No
     model = build_model(cfg["model"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), cfg
+
+
+def checkpoint_field(path, field: str) -> str:
+    """``${vadflow_ckpt:${ckpt_path},dataset|method|seed}``: what a checkpoint says it was trained
+    on, so ``vadflow-eval`` names its run directory after it ("unknown" when it cannot tell: the
+    evaluation itself then reports why)."""
+    try:
+        ckpt = read_checkpoint(resolve_checkpoint(str(path)))
+    except Exception:  # noqa: BLE001  (a missing or unreadable file is reported by the evaluation, in one line)
+        return "unknown"
+    if field == "dataset":
+        return str((ckpt.get("dataset") or {}).get("name", "unknown"))
+    if field == "method":
+        return str((ckpt.get("method") or {}).get("name", "stgnf_official" if "args" in ckpt else "unknown"))
+    return str((ckpt.get("metrics") or {}).get("seed", "unknown"))
+
+
+if not OmegaConf.has_resolver("vadflow_ckpt"):  # conf/hydra/eval.yaml names vadflow-eval's run directory with it
+    OmegaConf.register_new_resolver("vadflow_ckpt", checkpoint_field)

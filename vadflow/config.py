@@ -42,25 +42,7 @@ def equals(a, b) -> bool:
     return str(a) == str(b)
 
 
-def checkpoint_field(path, field: str) -> str:
-    """``${vadflow_ckpt:${ckpt_path},dataset|method|seed}``: what a checkpoint says it was trained
-    on, so ``vadflow-eval`` names its run directory after it ("unknown" when it cannot tell: the
-    evaluation itself then reports why)."""
-    try:
-        from vadflow.checkpoint import read_checkpoint, resolve_checkpoint
-
-        ckpt = read_checkpoint(resolve_checkpoint(str(path)))
-    except Exception:  # noqa: BLE001  (a missing or unreadable file is reported by the evaluation, in one line)
-        return "unknown"
-    if field == "dataset":
-        return str((ckpt.get("dataset") or {}).get("name", "unknown"))
-    if field == "method":
-        return str((ckpt.get("method") or {}).get("name", "stgnf_official" if "args" in ckpt else "unknown"))
-    return str((ckpt.get("metrics") or {}).get("seed", "unknown"))
-
-
-for _name, _fn in (("vadflow_root", lambda: str(ROOT)), ("wandb_offline", wandb_offline), ("wandb_group", wandb_group), ("vadflow_eq", equals),
-                   ("vadflow_ckpt", checkpoint_field)):
+for _name, _fn in (("vadflow_root", lambda: str(ROOT)), ("wandb_offline", wandb_offline), ("wandb_group", wandb_group), ("vadflow_eq", equals)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 

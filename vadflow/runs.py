@@ -1,4 +1,5 @@
-"""A run directory's evaluation: window scores -> the evaluator -> frame scores, metrics and figures.
+"""A run directory: checked writable before training; after it, the statistics and calibration a
+method keeps, and its evaluation: window scores -> the evaluator -> frame scores, metrics, figures.
 
 ``vadflow-train`` and ``vadflow-eval`` both end here after Lightning has scored the test windows
 (``AnomalyModule`` writes ``window_scores.npz``: spawned processes share no memory with the
@@ -7,14 +8,59 @@ entry point) and ``figures/``.
 """
 from __future__ import annotations
 
+import logging
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 from vadflow import scoring
 from vadflow.config import git_commit
+from vadflow.data.types import DataError
 
 WINDOW_SCORES = "window_scores.npz"
+log = logging.getLogger("vadflow.runs")
+
+
+def check_writable(out_dir: Path, probe_bytes: int = 1 << 20) -> None:
+    """Fail before training, not after it, when the run directory cannot take the run's files
+    (read-only, or a full disk: a 1 MB probe is written and removed)."""
+    probe = out_dir / ".write_probe"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * probe_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise DataError(f"run directory {out_dir} cannot be written ({exc.strerror or exc}): set hydra.run.dir to a writable folder") from None
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def fit_statistics(method, dm) -> None:
+    """Methods that need statistics of the training data after training (score standardisation,
+    an untrained model's ActNorm) define ``fit_statistics(loader)``. It runs in this process on
+    every training window in a fixed order, so every rank and every strategy gets the same values."""
+    if not hasattr(method, "fit_statistics"):
+        return
+    if dm.train_set is None:  # spawned strategies set the datamodule up in other processes
+        dm.setup("fit")
+    method.fit_statistics(dm.statistics_dataloader())
+
+
+def calibrate(method, dm, dataset_cfg: dict, seg_len: int) -> dict:
+    """The false-alarm-rate calibration ``vadflow-score`` thresholds with: quantiles of the
+    scoring pipeline's frame scores on the normal training clips."""
+    from vadflow.scoring.calibration import calibrate_method
+
+    if getattr(dm, "train", None) is None:  # spawned strategies set the datamodule up elsewhere
+        dm.setup("fit")
+    t0 = time.perf_counter()
+    cal = calibrate_method(method, dm.train, dataset_cfg, seg_len)
+    log.info("calibration: %d normal training frames scored in %.1f s", cal["n_frames"], time.perf_counter() - t0)
+    return cal
 
 
 def evaluate_run(out_dir: Path, dm, protocols: list) -> dict:

@@ -6,7 +6,7 @@ Each run is re-scored from its saved window scores (``window_scores.npz``) with 
 protocol code, so every row of the table uses the same evaluation, whatever version trained it.
 Rows group runs by method, dataset, missing-joint handling, official quirks, loss, window scoring
 and short-track handling; re-scorings of a run's checkpoint (``<run>/eval_*/``, written by
-``experiments/eval_visible_only.sh`` and ``experiments/eval_short_tracks.sh``) count as runs of
+``python -m vadflow.rescore``) count as runs of
 their own settings.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from vadflow.config import ROOT, default_path
 from vadflow.data.datamodule import PoseDataModule
 
 # Published frame-level results on these datasets, each with the protocol it was measured under
-# (vadflow/scoring.py names the same protocols). A published number is shown only beside a vadflow
+# (vadflow/scoring/protocols.py names the same protocols). A published number is shown only beside a vadflow
 # number of the same protocol. (dataset, protocol) -> [(method, AUC-ROC %, AUC-PR % or None, EER or None, source)].
 RECORDS = {
     ("hr_avenue", "mocodad"): [("DCMD", 90.0, None, None, "AAAI 2025"), ("MoCoDAD", 89.0, None, None, "CVPR 2023"),
@@ -92,7 +92,7 @@ def loss_of_run(run: Path) -> str:
 
 
 TRAIN_VISIBLE_SUFFIX = " (training NLL over detected joints)"  # method.model.train_visible_only=true
-RESCORE_DIRS = "eval_*"  # re-scorings of a run's checkpoint: experiments/eval_visible_only.sh, eval_short_tracks.sh
+RESCORE_DIRS = "eval_*"  # re-scorings of a run's checkpoint (python -m vadflow.rescore --name eval_...)
 
 
 def rescore_overrides(scores_dir: Path) -> tuple[dict, dict]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,67 +25,35 @@ from vadflow.checkpoint import save_checkpoint
 from vadflow.cli import friendly_errors, hydra_command
 from vadflow.config import CONF_DIR, datamodule_kwargs, set_threads, to_plain
 from vadflow.config_check import check_config
-from vadflow.console import EpochLines, interactive, quiet, wandb_sync_hint
+from vadflow.console import EpochLines, interactive, quiet
 from vadflow.data.datamodule import PoseDataModule
-from vadflow.data.types import DataError
 from vadflow.methods import needs_trajectory
 from vadflow.module import AnomalyModule, count_trainable
 from vadflow.resume import Interrupted, epoch_checkpoints, last_checkpoint, resume_checkpoint, stop_on_signals
-from vadflow.runs import evaluate_run, metrics_record, report, run_figures
+from vadflow.loggers import build_loggers, finish_wandb, log_to_wandb
+from vadflow.runs import calibrate, check_writable, evaluate_run, fit_statistics, metrics_record, report, run_figures
 
 log = logging.getLogger("vadflow.train")
 
 
-def build_loggers(cfg: DictConfig) -> list:
-    if not cfg.get("logger"):
-        return []
-    return [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None and "_target_" in c]
-
-
-def log_to_wandb(loggers: list, cfg: DictConfig, record: dict, figures: dict) -> None:
-    """Resolved config; final metrics as the run summary, keyed so a dashboard charts them by
-    method, dataset and protocol; the run's figures (ROC, score timelines) as images."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    for lg in loggers:
-        if not isinstance(lg, WandbLogger):
-            continue
-        run = lg.experiment
-        run.config.update({k: v for k, v in to_plain(cfg).items() if k != "hydra"}, allow_val_change=True)
-        summary = {k: v for k, v in record.items() if isinstance(v, (int, float, str))}
-        for protocol, res in record["protocols"].items():
-            summary.update({f"{protocol}/{k}": v for k, v in res.items() if isinstance(v, (int, float))})
-        run.summary.update(summary)
-        for protocol, figs in figures.items():
-            lg.log_image(key=f"{protocol}/roc", images=[str(f) for f in figs["roc"]])
-            lg.log_image(key=f"{protocol}/score_over_time", images=[str(f) for f in figs["timelines"]])
-
-
-def finish_wandb(failed: bool) -> None:
-    """Close the W&B run of this job, also when it failed (multiruns start the next job clean)."""
-
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        run = wandb.run
-        wandb.finish(exit_code=1 if failed else 0)
-        wandb_sync_hint(run)
-
-
 def run_training(cfg: DictConfig) -> dict:
-    quiet(bool(cfg.get("verbose", False)))
+    """Top down: the config checked, the run directory, the method and its protocols, the
+    loggers, then the data; nothing below calls back up."""
     check_config(cfg)  # a key or value nothing can use fails here, before any data is read
-    threads = set_threads(cfg.get("threads"))
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out_dir = Path(cfg.paths.output_dir)
     check_writable(out_dir)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     method_cfg = method_config(cfg)
     method = build_method(method_cfg, hydra.utils.instantiate(cfg.loss))
+    trajectory_features = needs_trajectory(method)  # batches carry the box trajectory and camera
     protocols = scoring.protocols_of(to_plain(cfg.dataset))
-    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)),
-                        trajectory_features=needs_trajectory(method))
     module = AnomalyModule(method, to_plain(cfg.method.optim), results_dir=str(out_dir),
                            score_training_windows=scoring.needs_training_scores(protocols))
     loggers = build_loggers(cfg)
+    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)),
+                        trajectory_features=trajectory_features)
+    threads = set_threads(cfg.get("threads"))
+    quiet(bool(cfg.get("verbose", False)))
     failed = True
     try:
         dm.prepare_data()  # read (or load the cache of) the data before Lightning starts: a bad file is one line, not a late crash
@@ -95,46 +62,6 @@ def run_training(cfg: DictConfig) -> dict:
         return record
     finally:
         finish_wandb(failed)
-
-
-def check_writable(out_dir: Path, probe_bytes: int = 1 << 20) -> None:
-    """Fail before training, not after it, when the run directory cannot take the run's files
-    (read-only, or a full disk: a 1 MB probe is written and removed)."""
-    probe = out_dir / ".write_probe"
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as f:
-            f.write(b"\0" * probe_bytes)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        raise DataError(f"run directory {out_dir} cannot be written ({exc.strerror or exc}): set hydra.run.dir to a writable folder") from None
-    finally:
-        probe.unlink(missing_ok=True)
-
-
-def fit_statistics(method, dm: PoseDataModule) -> None:
-    """Methods that need statistics of the training data after training (score standardisation,
-    an untrained model's ActNorm) define ``fit_statistics(loader)``. It runs in this process on
-    every training window in a fixed order, so every rank and every strategy gets the same values."""
-    if not hasattr(method, "fit_statistics"):
-        return
-    if dm.train_set is None:  # spawned strategies set the datamodule up in other processes
-        dm.setup("fit")
-    method.fit_statistics(dm.statistics_dataloader())
-
-
-def calibrate(method, dm: PoseDataModule, cfg: DictConfig) -> dict:
-    """The false-alarm-rate calibration ``vadflow-score`` thresholds with: quantiles of the
-    scoring pipeline's frame scores on the normal training clips."""
-    from vadflow.scoring.calibration import calibrate_method
-
-    if getattr(dm, "train", None) is None:  # spawned strategies set the datamodule up elsewhere
-        dm.setup("fit")
-    t0 = time.perf_counter()
-    cal = calibrate_method(method, dm.train, to_plain(cfg.dataset), int(cfg.method.model.seg_len))
-    log.info("calibration: %d normal training frames scored in %.1f s", cal["n_frames"], time.perf_counter() - t0)
-    return cal
 
 
 def _fit_and_test(cfg, method_cfg: dict, dm, method, module, protocols: list, loggers, out_dir: Path, threads: int) -> dict:
@@ -179,7 +106,7 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, protocols: list, lo
     if "val/loss" in trainer.callback_metrics:  # held-out normal clips (dataset.val_fraction > 0)
         record["val_loss"] = float(trainer.callback_metrics["val/loss"])
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
-    calibration = calibrate(method, dm, cfg) if cfg.get("calibrate", True) else None
+    calibration = calibrate(method, dm, to_plain(cfg.dataset), int(cfg.method.model.seg_len)) if cfg.get("calibrate", True) else None
     save_checkpoint(out_dir / "model.ckpt", method, method_cfg, to_plain(cfg.dataset), record, calibration, evaluation["score_offsets"])
     figures = run_figures(out_dir, dm, record) if cfg.get("figures", True) else {}
     log_to_wandb(loggers, cfg, record, figures)

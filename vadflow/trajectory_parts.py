@@ -1,7 +1,7 @@
 """AUC of each part of a trajectory-aware run's score (pose, trajectory) and of the ways to join
 them (likelihood sum, standardised sum, standardised max), from the run's checkpoint.
 
-    python experiments/trajectory_parts.py RUN_DIR [RUN_DIR ...] [--data-root D] [--cache-dir C]
+    python -m vadflow.trajectory_parts RUN_DIR [RUN_DIR ...] [--data-root D] [--cache-dir C]
 
 The standardisation uses 20,000 evenly spaced training windows (as ``fit_statistics`` does with
 every training window); the mocodad offset comes from the same training windows.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 
 from vadflow import scoring
 from vadflow.checkpoint import load_method, read_checkpoint
-from vadflow.config import ROOT, datamodule_kwargs
+from vadflow.config import datamodule_kwargs, default_path
 from vadflow.data.datamodule import PoseDataModule
 
 
@@ -36,8 +35,8 @@ def parts_of(method, loader) -> dict[str, np.ndarray]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+")
-    ap.add_argument("--data-root", default=os.environ.get("VADFLOW_DATA", str(ROOT.parent / "shared" / "datasets")))
-    ap.add_argument("--cache-dir", default=str(ROOT / ".cache"))
+    ap.add_argument("--data-root", default=default_path("data_root"))
+    ap.add_argument("--cache-dir", default=default_path("cache_dir"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     for run in map(Path, args.runs):

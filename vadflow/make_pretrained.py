@@ -1,6 +1,6 @@
 """Ship trained runs as vadflow-score's pretrained models: vadflow/pretrained/<method>_hr_shanghaitech.ckpt.
 
-    .venv/bin/python experiments/make_pretrained.py runs/train/hr_shanghaitech/<method>/<run> ...
+    python -m vadflow.make_pretrained runs/train/hr_shanghaitech/<method>/<run> ...
 
 For each run: the checkpoint with today's scoring options (flows score detected joints only, as the
 configs now do under ``missing_joints=impute``), the false-alarm calibration on the run's normal
@@ -15,13 +15,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from vadflow.checkpoint import load_method, read_checkpoint  # noqa: E402
-from vadflow.data.cache import load_prepared  # noqa: E402
-from vadflow.checkpoint import PRETRAINED_DIR  # noqa: E402
-from vadflow.scoring.calibration import calibrate_method, threshold_for_far  # noqa: E402
+from vadflow.checkpoint import PRETRAINED_DIR, load_method, read_checkpoint
+from vadflow.config import default_path
+from vadflow.data.cache import load_prepared
+from vadflow.scoring.calibration import calibrate_method, threshold_for_far
 
 FLOWS = {"stgnf", "daflow", "dsnf"}  # their score option for missing joints
 
@@ -55,8 +52,7 @@ def main(argv: list[str]) -> int:
     import os
 
     torch.set_num_threads(int(os.environ.get("THREADS", 1)))
-    data_root = os.environ.get("VADFLOW_DATA") or str(ROOT.parent / "shared" / "datasets")
-    rows = [ship(Path(r), data_root, os.environ.get("VADFLOW_CACHE", str(ROOT / ".cache"))) for r in argv]
+    rows = [ship(Path(r), default_path("data_root"), default_path("cache_dir")) for r in argv]
     lines = [
         "# Pretrained models (HR-ShanghaiTech)",
         "",
@@ -72,7 +68,7 @@ def main(argv: list[str]) -> int:
     for r in rows:
         lines.append(f"| {r['method']} | {r['params']} | {r['file']} ({r['kb']} kB) | {r['seed']} | {100 * r['mpedrnn']:.1f} | "
                      f"{100 * r['stgnf']:.1f} | {r['thr1']:.3g} | {r['cal_frames']} | `{r['command']}` |")
-    lines += ["", "Rebuilt by `.venv/bin/python experiments/make_pretrained.py RUN_DIR ...` from those training runs.", ""]
+    lines += ["", "Rebuilt by `python -m vadflow.make_pretrained RUN_DIR ...` from those training runs.", ""]
     (PRETRAINED_DIR / "README.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
