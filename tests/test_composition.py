@@ -241,3 +241,13 @@ def test_a_new_checkpoint_stores_head_backbone_conditioner_and_loss(tiny_overrid
     assert ckpt["method"]["loss"]["reducer"]["_target_"] == "vadflow.losses.AWAMReducer"
     model, _ = load_method(ckpt)
     assert model.backbone_name == "dual_attention" and model.conditioner.quantizer.num_codes == 8
+
+
+@pytest.mark.parametrize("loss", ["nll", "awam", "vq", "gmm_energy"])
+def test_objective_is_named_after_its_loss_config(loss):
+    """metrics.json and the tables name the objective as conf/loss does (every config builds the
+    same Objective class, so its class name says nothing)."""
+    cfg = compose("train", [f"loss={loss}", "paths.output_dir=."])
+    assert hydra.utils.instantiate(cfg.loss).name == loss
+    awam = compose("train", [f"loss={loss}", "loss/reducer=awam", "paths.output_dir=."])
+    assert hydra.utils.instantiate(awam.loss).name == ("awam" if loss in ("nll", "awam") else f"{loss}+awam")

@@ -95,9 +95,10 @@ def checkpoint_field(path, field: str) -> str:
         return "unknown"
     if field == "dataset":
         return str((ckpt.get("dataset") or {}).get("name", "unknown"))
+    official = is_official_checkpoint(ckpt)
     if field == "method":
-        return str((ckpt.get("method") or {}).get("name", "stgnf_official" if "args" in ckpt else "unknown"))
-    return str((ckpt.get("metrics") or {}).get("seed", "unknown"))
+        return "stgnf" if official else str((ckpt.get("method") or {}).get("name", "unknown"))
+    return "_official" if official else str((ckpt.get("metrics") or {}).get("seed", "unknown"))
 
 
 if not OmegaConf.has_resolver("vadflow_ckpt"):  # conf/hydra/eval.yaml names vadflow-eval's run directory with it

@@ -88,6 +88,10 @@ class Objective(nn.Module):
     def reduce(self, total: torch.Tensor, batch: dict | None) -> torch.Tensor:
         return self.reducer(total, batch)
 
+    @property
+    def name(self) -> str:
+        return objective_name(self.weights, isinstance(self.reducer, AWAMReducer))
+
     def forward(self, terms: dict[str, torch.Tensor] | torch.Tensor, batch: dict | None = None, defaults: dict | None = None) -> torch.Tensor:
         if torch.is_tensor(terms):
             terms = {"nll": terms}
@@ -120,6 +124,15 @@ class GMMEnergy(Objective):
     ``energy``: mean sample energy E(m) = -log sum_k pi_k N(m; mu_k, Sigma_k) at the posterior means
     of the visible locations, ``cov``: sum_k sum_d 1 / sigma_kd^2 (keeps the mixture from collapsing
     onto single points). The weights come from ``weights`` (conf/loss/gmm_energy.yaml)."""
+
+
+def objective_name(weights: dict, awam: bool) -> str:
+    """How runs and tables name an objective (``conf/loss``): nll, awam, vq or gmm_energy, with
+    ``+awam`` when a weighted objective other than the NLL is reduced by AWAM."""
+    family = "gmm_energy" if {"energy", "cov"} & set(weights) else "vq" if "commit" in weights else "nll"
+    if awam:
+        return "awam" if family == "nll" else f"{family}+awam"
+    return family
 
 
 class LossTermError(ConfigError):

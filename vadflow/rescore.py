@@ -20,6 +20,7 @@ def rescore_run(run: Path, name: str, dataset: list[str], model: list[str], thre
     import json
 
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
     from vadflow.config import CONF_DIR
     from vadflow.evaluate import run_evaluation
@@ -31,7 +32,11 @@ def rescore_run(run: Path, name: str, dataset: list[str], model: list[str], thre
     overrides += [f"+dataset_overrides.{o}" for o in dataset] + [f"+model_overrides.{o}" for o in model]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="eval", overrides=overrides)
-    return run_evaluation(cfg)
+    record = run_evaluation(cfg)
+    # the options beside the scores, as a Hydra run keeps them: python -m vadflow.table reads them back
+    (run / name / ".hydra").mkdir(parents=True, exist_ok=True)
+    (run / name / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return record
 
 
 def main(argv=None) -> int:

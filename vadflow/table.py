@@ -79,16 +79,27 @@ def current_eval_settings(dataset: str, overrides: list[str] | None = None) -> d
 
 
 # objective class -> the conf/loss name a reader types (loss=vq is the generic weighted Objective)
-LOSS_NAMES = {"MeanNLL": "nll", "AWAM": "awam", "GMMEnergy": "gmm_energy", "Objective": "vq"}
+LOSS_NAMES = {"MeanNLL": "nll", "AWAM": "awam", "GMMEnergy": "gmm_energy"}  # class names older runs recorded
 
 
-def loss_of_run(run: Path) -> str:
-    """The objective's class name, from the run's resolved config (older metrics.json lack it)."""
+def loss_of_run(run: Path, recorded: str | None = None) -> str:
+    """The run's objective: as metrics.json names it, else from its resolved config's loss (runs
+    that recorded a class name, or none)."""
     import yaml
 
+    from vadflow.losses import objective_name
+
+    if recorded in LOSS_NAMES:
+        return LOSS_NAMES[recorded]
+    if recorded and recorded != "Objective":
+        return recorded
     cfg_file = run / ".hydra" / "config.yaml"
-    target = yaml.safe_load(cfg_file.read_text()).get("loss", {}).get("_target_", "") if cfg_file.is_file() else ""
-    return target.rsplit(".", 1)[-1] or "MeanNLL"
+    loss = (yaml.safe_load(cfg_file.read_text()) or {}).get("loss", {}) if cfg_file.is_file() else {}
+    target = str(loss.get("_target_", "")).rsplit(".", 1)[-1]
+    if target in LOSS_NAMES:
+        return LOSS_NAMES[target]
+    awam = "AWAM" in str((loss.get("reducer") or {}).get("_target_", ""))
+    return objective_name(loss.get("weights") or {}, awam)
 
 
 TRAIN_VISIBLE_SUFFIX = " (training NLL over detected joints)"  # method.model.train_visible_only=true
@@ -127,7 +138,7 @@ def rescore(run: Path, data_root: str, cache_dir: str, scores_dir: Path | None =
         "method": metrics["method"], "dataset": metrics["dataset"], "seed": metrics["seed"],
         "missing_joints": ds.get("missing_joints", "impute"), "official_quirks": bool(ds.get("official_quirks", False)),
         "short_tracks": ds.get("short_tracks", "skip"),
-        "loss": LOSS_NAMES.get(metrics.get("loss") or loss_of_run(run), metrics.get("loss") or loss_of_run(run)),
+        "loss": loss_of_run(run, metrics.get("loss")),
         "n_params": metrics.get("n_params"), "train_seconds": metrics.get("train_seconds"),
         "results": {r["protocol"]: r for r in results}, "run": str(run),
     }
@@ -190,7 +201,7 @@ def main(argv=None) -> None:
     rows = defaultdict(list)
     for run in find_runs(Path(args.runs)):
         metrics = json.loads((run / "metrics.json").read_text())
-        if metrics["method"] not in methods or metrics["dataset"] in ("synthetic", "shanghaitech_sample"):
+        if metrics["method"] not in methods:
             continue
         recs = [rescore(run, data_root, cache_dir)]
         for scores_dir in sorted(run.glob(RESCORE_DIRS)):

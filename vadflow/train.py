@@ -30,6 +30,7 @@ from vadflow.data.datamodule import PoseDataModule
 from vadflow.methods import needs_trajectory
 from vadflow.module import AnomalyModule, count_trainable
 from vadflow.resume import Interrupted, epoch_checkpoints, last_checkpoint, resume_checkpoint, stop_on_signals
+from vadflow.losses import Objective
 from vadflow.loggers import build_loggers, finish_wandb, log_to_wandb
 from vadflow.runs import calibrate, check_writable, evaluate_run, fit_statistics, metrics_record, report, run_figures
 
@@ -98,7 +99,7 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, protocols: list, lo
     evaluation = evaluate_run(out_dir, dm, protocols)
     record = metrics_record(
         method_cfg, to_plain(cfg.dataset), int(cfg.seed), evaluation,
-        loss=type(method.objective).__name__ if hasattr(method, "objective") else None,
+        loss=method.objective.name if isinstance(getattr(method, "objective", None), Objective) else None,
         n_params=count_trainable(method), train_seconds=train_seconds, eval_seconds=eval_seconds,
         epochs=int(trainer.current_epoch), threads=threads, world_size=trainer.world_size, precision=str(trainer.precision),
         nonfinite_loss_steps=module.n_nonfinite_loss,  # counted in this process (all steps unless spawned)
