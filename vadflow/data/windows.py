@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from vadflow.data.prepare_arrays import track_of_rows
 
@@ -157,7 +158,7 @@ def window_statistics(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: fl
 def normalize_windows(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
     """(B, T, V, 2) scaled coordinates -> (B, 2, T, V) centred by the mean, scaled by std(y)."""
     mean, std_y = window_statistics(xy, vis, eps)
-    return ((xy - mean) / std_y[:, None, None, None]).permute(0, 3, 1, 2).contiguous()
+    return rearrange((xy - mean) / std_y[:, None, None, None], "b t v xy -> b xy t v").contiguous()
 
 
 MIN_BOX = 1e-3  # box sides below 0.1 % of the frame (a single visible joint) count as this

@@ -30,6 +30,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange, repeat
 from torch import nn
 
 from vadflow.nn.vq import VectorQuantizer
@@ -47,10 +48,9 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, s, d = x.shape
-        q, k, v = self.qkv(x).view(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = rearrange(self.qkv(x), "b s (qkv h e) -> qkv b h s e", qkv=3, h=self.heads)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(b, s, d))
+        return self.proj(rearrange(y, "b h s e -> b s (h e)"))
 
 
 class Block(nn.Module):
@@ -178,9 +178,9 @@ class VQTokens(nn.Module):
         if pad:
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, pad, -1)], 2)
             vis = torch.cat([vis, vis.new_zeros(b, pad, v)], 1)
-        xs = x.view(b, c, self.n_tokens, self.sub_len, v).permute(0, 2, 1, 3, 4).reshape(b, self.n_tokens, -1)
-        ws = vis.view(b, 1, self.n_tokens, self.sub_len, v).expand(-1, c, -1, -1, -1)
-        return xs, ws.permute(0, 2, 1, 3, 4).reshape(b, self.n_tokens, -1)
+        xs = rearrange(x, "b c (s l) v -> b s (c l v)", s=self.n_tokens)
+        ws = repeat(vis, "b (s l) v -> b s (c l v)", s=self.n_tokens, c=c)
+        return xs, ws
 
     def condition(self, q: torch.Tensor, t: int) -> torch.Tensor:
         """(B, S, D) code embeddings -> (B, D, T, 1), each repeated over its sub-window's frames."""
