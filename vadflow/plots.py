@@ -95,13 +95,24 @@ def evaluation_figures(out_dir: Path, masks: dict, protocol: str, dataset: str, 
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     roc = roc_png(fig_dir / f"roc_{protocol}.png", labels[keep], scores[keep], f"{dataset}, {protocol} protocol")
-    order = sorted(range(len(clips)), key=lambda i: -int(masks[clips[i]].sum()))[:n_clips]
+    order = most_abnormal(clips, masks)[:n_clips]
     timelines = [
         timeline_png(fig_dir / f"timeline_{protocol}_{clips[i]}.png", scores[offsets[i] : offsets[i + 1]], masks[clips[i]],
                      f"{dataset} {clips[i]} ({protocol} protocol)", excluded=~keep[offsets[i] : offsets[i + 1]])
         for i in order
     ]
     return {"roc": [roc], "timelines": timelines}
+
+
+def most_abnormal(clips: list[str], masks: dict) -> list[int]:
+    """Clip indices, the most abnormal frames first; clips with at least 10 % of each class before
+    clips that are (nearly) abnormal or normal throughout, which show no contrast."""
+    def key(i):
+        mask = masks[clips[i]]
+        abnormal = int(mask.sum())
+        return (not 0.1 <= abnormal / max(len(mask), 1) <= 0.9, -abnormal)
+
+    return sorted(range(len(clips)), key=key)
 
 
 def roc_grid(path: Path, panels: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]]) -> Path:
@@ -127,7 +138,7 @@ def timeline_grid(path: Path, panels: list[dict]) -> Path:
     frames, a line per method (each min-max scaled over the clip's evaluated frames, so methods
     on different scales share an axis), truth shaded red, frames the protocol leaves out grey.
     ``panels``: dicts with title, labels (L,), keep (L,), scores {method: (L,)}."""
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.9 * len(panels)), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 0.5 + 1.8 * len(panels)), dpi=110, squeeze=False)
     colours = plt.get_cmap("tab10")
     for ax, panel in zip(axes[:, 0], panels):
         frames = np.arange(len(panel["labels"]))
@@ -140,9 +151,13 @@ def timeline_grid(path: Path, panels: list[dict]) -> Path:
         ax.set_title(panel["title"], fontsize=8)
         ax.set_ylabel("score (scaled)", fontsize=7)
         ax.tick_params(labelsize=7)
-        ax.legend(loc="upper right", fontsize=6, ncol=4)
     axes[-1, 0].set_xlabel("frame", fontsize=7)
-    fig.tight_layout()
+    legend = {}  # one legend for every panel, above them
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="upper center", ncol=min(len(legend), 5), fontsize=6, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (0.5 + 1.8 * len(panels))))
     fig.savefig(path)
     plt.close(fig)
     return path

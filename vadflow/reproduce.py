@@ -150,7 +150,7 @@ def summarise(cells: list[dict], out: Path, name: str = "table") -> str:
 def curve_figures(rows: dict, out: Path) -> None:
     """``roc.png`` (a panel per dataset, a curve per method: its lowest seed, headline protocol)
     and ``timelines.png`` (each dataset's test clip with the most abnormal frames, every method)."""
-    from vadflow.plots import roc_grid, timeline_grid
+    from vadflow.plots import most_abnormal, roc_grid, timeline_grid
     from vadflow.table import DATASET_TITLES, PROTOCOL_TITLES
 
     rocs, timelines = [], []
@@ -163,7 +163,8 @@ def curve_figures(rows: dict, out: Path) -> None:
                               r["headline_frames"]["frame_scores"][r["headline_frames"]["keep"]]) for label, r in runs.items()]))
         frames = first["headline_frames"]
         lengths = _clip_lengths(frames)
-        clip = max(lengths, key=lambda c: int(frames["labels"][lengths[c]].sum()))
+        clips = list(lengths)
+        clip = clips[most_abnormal(clips, {c: frames["labels"][lengths[c]] for c in clips})[0]]
         sl = lengths[clip]
         timelines.append({"title": f"{title}: clip {clip} (seed {first['seed']})", "labels": frames["labels"][sl], "keep": frames["keep"][sl],
                           "scores": {label: r["headline_frames"]["frame_scores"][sl] for label, r in runs.items()}})
