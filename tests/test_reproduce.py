@@ -31,6 +31,12 @@ def test_reproduce_table_runs_missing_cells_only(tmp_path, monkeypatch):
     auc = 100 * metrics["auc"]
     assert f"| synthetic {metrics['protocol']}* |" in wide[0] and f"| {auc:.1f} ± 0.0 (1) |" in wide[2] and wide[2].startswith("| stgnf |")
 
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    reproduce.main(["--spec", str(spec_file), "--out", str(out), "--summarise-only", "--wandb"])
+    logged = {p.name.split("_")[0] for p in out.glob("wandb/offline-run-*/files/media/images/figures/*.png")}
+    assert logged == {"table", "roc", "timelines"}  # the same figures, as W&B images
+
     calls = []
     monkeypatch.setattr(reproduce, "run_cell", lambda *a: calls.append(a) or (False, "x"))
     reproduce.main(["--spec", str(spec_file), "--out", str(out)])

@@ -248,6 +248,24 @@ def write_wide_table(rows: dict, out: Path, name: str) -> str:
     return write_table(out, name, ["method"] + [f"{d} {p}" + ("*" if head else "") for d, p, head in columns], body)
 
 
+def log_table_to_wandb(out: Path, name: str) -> None:
+    """The table (its rows) and its figures as one W&B run, offline unless you are logged in."""
+    import csv
+
+    import wandb
+
+    from vadflow.config import wandb_offline
+
+    run = wandb.init(project=os.environ.get("WANDB_PROJECT", "vadflow"), job_type="results-table", name=name, dir=str(out),
+                     mode="offline" if wandb_offline() else "online", reinit="finish_previous")
+    with open(out / f"{name}.csv") as fh:
+        rows = list(csv.reader(fh))
+    run.log({"table": wandb.Table(columns=rows[0], data=rows[1:]),
+             **{f"figures/{p.stem}": wandb.Image(str(p)) for p in (out / f"{name}.png", out / "roc.png", out / "timelines.png") if p.is_file()}})
+    run.finish()
+    print(f"results table logged to W&B ({'offline: wandb sync ' + run.settings.sync_dir if wandb_offline() else run.url})")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default=str(ROOT / "experiments" / "table.yaml"))
@@ -256,6 +274,7 @@ def main(argv=None) -> int:
     parser.add_argument("--summarise-only", action="store_true", help="write the table from the cells already run; run nothing")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / jobs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the spec's seeds (e.g. a quick pass)")
+    parser.add_argument("--wandb", action="store_true", help="also log the table and its figures to W&B (a run of job type results-table)")
     parser.add_argument("--missing-only", action="store_true",
                         help="run only cells that were never run; stale ones keep their results (each metrics.json names the code it was trained with)")
     args = parser.parse_args(argv)
@@ -287,6 +306,8 @@ def main(argv=None) -> int:
             if not ok:
                 failures.append(c)
     print(summarise(cells, Path(args.out), name))
+    if args.wandb:
+        log_table_to_wandb(Path(args.out), name)
     print(f"reproduce-table: {time.perf_counter() - t0:.0f} s; {len(failures)} failed; written {args.out}/{name}.md, .csv, .png")
     return 1 if failures else 0
 
