@@ -145,9 +145,11 @@ def _ddp_worker(rank: int, world: int, port: int, out_file: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
+    from datetime import timedelta
+
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=120))  # a lost peer fails, never hangs
     sums = []
     for combo in ALLOWED_COMBINATIONS:
         torch.manual_seed(0)  # the same initial weights on every rank, as Lightning seeds them
@@ -166,9 +168,11 @@ def _ddp_worker(rank: int, world: int, port: int, out_file: str) -> None:
     dist.all_gather_object(gathered, sums)
     if rank == 0:
         torch.save(gathered, out_file)
+    dist.barrier()  # neither rank tears gloo down while the other still talks to it
     dist.destroy_process_group()
 
 
+@pytest.mark.timeout(600)
 def test_a_ddp_spawn_step_works_for_every_combination(tmp_path):
     """Two gloo processes, two optimiser steps of every allowed combination on different batches:
     gradients are all-reduced, so the ranks end with the same weights."""
