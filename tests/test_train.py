@@ -1,5 +1,7 @@
 """End to end on small synthetic data: train, write the run dir, reload, evaluate, reproduce."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -56,9 +58,6 @@ def test_missing_data_root_is_a_clear_error(tiny_overrides, tmp_path):
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
     out = subprocess.run(
         [sys.executable, "-m", "vadflow.train", "dataset=hr_avenue", f"paths.data_root={tmp_path}", f"hydra.run.dir={tmp_path / 'o'}", "logger=none"],
         capture_output=True, text=True, timeout=120,
@@ -82,3 +81,17 @@ def test_bf16_mixed_training_is_finite_and_scores_in_fp32(tiny_overrides, tmp_pa
     scores = np.load(tmp_path / "run" / "window_scores.npz")["score"]
     assert np.isfinite(scores).all()
     assert len(np.unique(scores)) > 0.9 * len(scores)  # fp32 scores: almost no ties
+
+
+def test_output_is_quiet_and_a_redirected_log_has_one_line_per_epoch(tmp_path):
+    """No Lightning start-up lines or tips and no progress bar when stdout is not a terminal: one
+    line per epoch instead; ``verbose=true`` brings Lightning's lines back."""
+    base = [sys.executable, "-m", "vadflow.train", "trainer.max_epochs=2", "logger=none", "threads=1", f"paths.cache_dir={tmp_path / 'cache'}",
+            "+dataset.synthetic.n_train_clips=2", "+dataset.synthetic.n_test_clips=2", "+dataset.synthetic.clip_len=150"]
+    quiet = subprocess.run(base + [f"hydra.run.dir={tmp_path / 'a'}"], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    text = quiet.stdout + quiet.stderr
+    assert "GPU available" not in text and "Tip" not in text and "it/s" not in text
+    assert [line.split(" |")[0] for line in quiet.stdout.splitlines() if line.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+    loud = subprocess.run(base + [f"hydra.run.dir={tmp_path / 'b'}", "verbose=true"], capture_output=True, text=True, timeout=300)
+    assert "GPU available" in loud.stdout + loud.stderr

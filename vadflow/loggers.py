@@ -5,10 +5,21 @@ from __future__ import annotations
 import sys
 
 import hydra
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from omegaconf import DictConfig
 
 from vadflow.config import to_plain
 from vadflow.console import wandb_sync_hint
+
+
+class WandbLogger(LightningWandbLogger):
+    """Lightning's W&B logger, without the ``anonymous`` argument it always passes: this W&B
+    version warns on every run that the setting has no effect."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
 
 
 def build_loggers(cfg: DictConfig) -> list:
