@@ -5,6 +5,7 @@ Also reads the official STG-NF checkpoints (``orhir/STG-NF``), whose pickled ``a
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 import torch
@@ -90,15 +91,21 @@ def checkpoint_field(path, field: str) -> str:
     on, so ``vadflow-eval`` names its run directory after it ("unknown" when it cannot tell: the
     evaluation itself then reports why)."""
     try:
-        ckpt = read_checkpoint(resolve_checkpoint(str(path)))
+        resolved = resolve_checkpoint(str(path))
+        return _checkpoint_names(str(resolved), resolved.stat().st_mtime_ns)[field]
     except Exception:  # noqa: BLE001  (a missing or unreadable file is reported by the evaluation, in one line)
         return "unknown"
-    if field == "dataset":
-        return str((ckpt.get("dataset") or {}).get("name", "unknown"))
-    official = is_official_checkpoint(ckpt)
-    if field == "method":
-        return "stgnf" if official else str((ckpt.get("method") or {}).get("name", "unknown"))
-    return "_official" if official else str((ckpt.get("metrics") or {}).get("seed", "unknown"))
+
+
+@functools.lru_cache(maxsize=8)
+def _checkpoint_names(path: str, mtime_ns: int) -> dict[str, str]:
+    """The checkpoint read once for the three fields the run directory's name takes."""
+    ckpt = read_checkpoint(path)
+    if is_official_checkpoint(ckpt):
+        return {"dataset": "unknown", "method": "stgnf", "seed": "_official"}
+    return {"dataset": str((ckpt.get("dataset") or {}).get("name", "unknown")),
+            "method": str((ckpt.get("method") or {}).get("name", "unknown")),
+            "seed": str((ckpt.get("metrics") or {}).get("seed", "unknown"))}
 
 
 if not OmegaConf.has_resolver("vadflow_ckpt"):  # conf/hydra/eval.yaml names vadflow-eval's run directory with it

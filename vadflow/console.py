@@ -33,8 +33,10 @@ def quiet(verbose: bool = False) -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
 
 
-def interactive() -> bool:
-    return sys.stdout.isatty()
+def progress_bar(trainer_cfg) -> bool:
+    """A progress bar on a terminal, unless the trainer config says otherwise; a redirected log
+    gets ``EpochLines`` instead."""
+    return bool(trainer_cfg.get("enable_progress_bar", sys.stdout.isatty()))
 
 
 class EpochLines(Callback):

@@ -21,7 +21,7 @@ from vadflow.checkpoint import load_method, read_checkpoint, resolve_checkpoint
 from vadflow.cli import friendly_errors, hydra_command
 from vadflow.config import CONF_DIR, datamodule_kwargs, set_threads, to_plain
 from vadflow.config_check import check_dataset
-from vadflow.console import interactive, quiet
+from vadflow.console import progress_bar, quiet
 from vadflow.data.datamodule import PoseDataModule
 from vadflow.data.types import DataError
 from vadflow.methods import needs_trajectory
@@ -54,8 +54,8 @@ def run_evaluation(cfg: DictConfig) -> dict:
     dm = PoseDataModule(**datamodule_kwargs(dataset_cfg, to_plain(cfg.paths)), trajectory_features=needs_trajectory(method))
     out_dir = Path(cfg.paths.output_dir)
     module = AnomalyModule(method, results_dir=str(out_dir), score_training_windows=scoring.needs_training_scores(protocols))
-    progress = {} if "enable_progress_bar" in cfg.trainer else {"enable_progress_bar": interactive()}
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(cfg.paths.output_dir), **progress)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(cfg.paths.output_dir),
+                                      enable_progress_bar=progress_bar(cfg.trainer))
     t0 = time.perf_counter()
     trainer.test(module, datamodule=dm, verbose=False)
     eval_seconds = time.perf_counter() - t0

@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 
-def roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, title: str, auc: float | None = None) -> Path:
+def roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    _roc(ax, labels, scores, "AUC", auc)
+    _roc(ax, labels, scores, "AUC")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
@@ -23,11 +23,11 @@ def roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, title: str, auc:
     return path
 
 
-def _roc(ax, labels: np.ndarray, scores: np.ndarray, label: str, auc: float | None = None, **style) -> None:
+def _roc(ax, labels: np.ndarray, scores: np.ndarray, label: str, **style) -> None:
     from vadflow.scoring import roc_auc
 
     fpr, tpr, _ = roc_curve(labels.astype(int), scores)
-    auc = roc_auc(labels, scores) if auc is None else auc
+    auc = roc_auc(labels, scores)
     ax.plot(fpr, tpr, lw=1.2, label=f"{label} {100 * auc:.1f}", **style)
     ax.plot([0, 1], [0, 1], "k:", lw=0.6)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))

@@ -69,7 +69,7 @@ def evaluate_run(out_dir: Path, dm, protocols: list) -> dict:
     saved = np.load(Path(out_dir) / WINDOW_SCORES)
     if dm.test_windows is None:  # spawned strategies set the datamodule up in other processes
         dm.setup()
-    index, score = scoring.dedup_window_scores(saved["index"], saved["score"])
+    index, score = saved["index"], saved["score"]  # de-duplicated by the LightningModule
     train_score = saved["train_score"] if "train_score" in saved.files else np.zeros(0)
     offsets = scoring.mocodad_offsets(protocols, train_score)
     results = scoring.evaluate_windows(dm.test_windows, index, score, protocols, dm.masks_for, dm.name, offsets)

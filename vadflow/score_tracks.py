@@ -101,7 +101,7 @@ def score_inputs(args) -> dict:
                "window": pipe.seg_len, "stride": pipe.stride, "missing_joints": pipe.missing_joints, "short_tracks": pipe.short_tracks,
                "smoothing": scoring.smoothing_label(sigmas), "threshold": threshold_info, "clips": []}
     if masks:
-        summary["protocols"] = evaluate_labelled(out, ckpt, dataset_cfg, windows, window_scores.score, masks, args.stride)
+        summary["protocols"] = evaluate_labelled(out, ckpt, dataset_cfg, windows, window_scores.score, masks, args.stride, args.inputs)
     map_label = MAP_LABELS.get(method_cfg["name"], f"{method_cfg['name']} per-joint score")
     for i, clip in enumerate(results):
         mask = masks.get(clip.clip)
@@ -132,11 +132,14 @@ def score_inputs(args) -> dict:
     return summary
 
 
-def evaluate_labelled(out: Path, ckpt: dict, dataset_cfg: dict, windows, score: np.ndarray, masks: dict, stride: int | None) -> dict:
+def evaluate_labelled(out: Path, ckpt: dict, dataset_cfg: dict, windows, score: np.ndarray, masks: dict, stride: int | None,
+                      inputs: list[str]) -> dict:
     """Labelled tracks: every protocol of the checkpoint's dataset by the evaluator ``vadflow-eval``
     uses (``metrics.json``, ``frame_scores_<protocol>.npz`` and ``window_scores.npz`` as in a run
     directory). A protocol that needs what the tracks cannot give (mocodad's offset from training
-    windows, stgnf_full's official label set) is skipped with a logged reason."""
+    windows, stgnf_full's official label set) is skipped with a logged reason. The numbers are
+    named after the inputs, with the dataset whose protocol settings they use: vadflow-score
+    cannot tell which dataset the tracks are."""
     protocols, offsets = [], dict(ckpt.get("score_offsets") or {})
     for p in scoring.protocols_of(dataset_cfg):
         if p.kind == "mocodad" and p.name not in offsets:
@@ -147,11 +150,16 @@ def evaluate_labelled(out: Path, ckpt: dict, dataset_cfg: dict, windows, score: 
             protocols.append(p)
     if not protocols:
         return {}
+    unlabelled = sorted(set(windows.clip.tolist()) - set(masks))
+    if unlabelled:
+        log.warning("%d clip(s) without a mask are scored but left out of the protocols' AUCs: %s", len(unlabelled),
+                    ", ".join(unlabelled[:10]) + (" ..." if len(unlabelled) > 10 else ""))
     index = np.arange(windows.n)
-    name = dataset_cfg.get("name", "your tracks")
+    name = f"{', '.join(inputs)} ({dataset_cfg.get('name', '?')} protocol settings)"
     results = scoring.evaluate_windows(windows, index, score, protocols, masks, name, offsets)
     save_evaluation(out, windows, index, score, results, np.zeros(0))
-    metrics = {"dataset": name, "stride": stride, "protocols": {r["protocol"]: scalars(r) for r in results}}
+    metrics = {"tracks": list(inputs), "protocol_settings_of": dataset_cfg.get("name"), "stride": stride,
+               "protocols": {r["protocol"]: scalars(r) for r in results}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     for res in results:
         print(scoring.format_result(res, name))

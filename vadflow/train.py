@@ -25,7 +25,7 @@ from vadflow.checkpoint import save_checkpoint
 from vadflow.cli import friendly_errors, hydra_command
 from vadflow.config import CONF_DIR, datamodule_kwargs, set_threads, to_plain
 from vadflow.config_check import check_config
-from vadflow.console import EpochLines, interactive, quiet
+from vadflow.console import EpochLines, progress_bar, quiet
 from vadflow.data.datamodule import PoseDataModule
 from vadflow.methods import needs_trajectory
 from vadflow.module import AnomalyModule, count_trainable
@@ -39,7 +39,7 @@ log = logging.getLogger("vadflow.train")
 
 def run_training(cfg: DictConfig) -> dict:
     """Top down: the config checked, the run directory, the method and its protocols, the
-    loggers, then the data; nothing below calls back up."""
+    loggers, then the data: every mistake in the config stops the run before any data is read."""
     check_config(cfg)  # a key or value nothing can use fails here, before any data is read
     out_dir = Path(cfg.paths.output_dir)
     check_writable(out_dir)
@@ -70,13 +70,11 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, protocols: list, lo
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     callbacks = epoch_checkpoints(out_dir) if cfg.get("save_every_epoch", True) else []
-    progress = {}
-    if "enable_progress_bar" not in cfg.trainer:  # a bar on a terminal; a redirected log gets one line per epoch
-        progress["enable_progress_bar"] = interactive()
-    if not progress.get("enable_progress_bar", cfg.trainer.get("enable_progress_bar", True)):
+    show_bar = progress_bar(cfg.trainer)
+    if not show_bar:  # a redirected log: one line per epoch
         callbacks = callbacks + [EpochLines()]
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir), callbacks=callbacks,
-                                      **({"enable_checkpointing": True} if callbacks else {}), **progress)
+                                      enable_progress_bar=show_bar, **({"enable_checkpointing": True} if callbacks else {}))
     t0 = time.perf_counter()
     if int(cfg.trainer.max_epochs) > 0 and count_trainable(method) > 0:
         try:
