@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from vadflow.data.inputs import select_clips
+from vadflow.data.inputs import clip_lengths, select_clips
 from vadflow.data.prepare_arrays import PreparedSplit
 from vadflow.data.types import DataError
-from vadflow.scoring.frames import ClipScores, clip_lengths, frame_results
+from vadflow.scoring.frames import ClipScores, frame_results
 from vadflow.scoring.protocols import STGNF_SIGMAS
 from vadflow.scoring.tracks import TrackScoring
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vadflow.data.inputs import clip_lengths  # noqa: F401  (re-exported: the lengths frame_results takes)
 from vadflow.scoring.inference import WindowScores
 from vadflow.scoring.protocols import cover_max_over_tracks, driver_means, smooth
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
+from vadflow.data.inputs import clip_lengths
 from vadflow.data.prepare_arrays import PreparedSplit
 from vadflow.data.windows import ScoringWindows, frame_size_of
 from vadflow.methods import needs_trajectory
-from vadflow.scoring.frames import ClipScores, clip_lengths, frame_results
+from vadflow.scoring.frames import ClipScores, frame_results
 from vadflow.scoring.inference import WindowScores, score_windows
 from vadflow.scoring.protocols import STGNF_SIGMAS
 
