@@ -117,6 +117,7 @@ IMPOSSIBLE = [
     (["method=height_baseline", "backbone=stgcn"], r"backbone=stgcn: method height_baseline takes no backbone"),
     (["method=speed_baseline", "loss=awam", "+loss.weights.nll=1"], r"method speed_baseline produces no 'nll' term \(its terms: none"),
     (["method=stgnf", "+loss.weights.nlll=2"], r"loss.weights.nlll: method stgnf produces no 'nlll' term"),
+    (["method=stgnf", "backbone.temporal_kernel=6"], r"backbone.temporal_kernel must be odd \(a same-length output\), got 6"),
     (["method=stgnf", "dataset.n_joints=17"], r"dataset.n_joints=17: every reader writes OpenPose-18 \(x, y\) windows, so n_joints must be 18"),
 ]
 

@@ -50,6 +50,8 @@ def test_config_mistakes_are_one_line_exit_2(module, argv, message, monkeypatch,
     (["dataset.short_tracks=reflekt"], "dataset.short_tracks='reflekt' is not one of skip, reflect, edge"),
     (["trajectory=flow", "+trajectory.hiden=3"], "trajectory.hiden is not an option of TrajectoryFlow (did you mean trajectory.hidden?)"),
     (["trajectory=flow", "trajectory.features=boxes"], "trajectory.features='boxes' is not one of frames, summary"),
+    (["trajectory=frame", "+trajectory.combine=max"], "trajectory.combine is not an option of FrameWindows"),
+    (["trajectory=frame", "trajectory.reference=scene"], "trajectory.reference='scene' is not one of camera, person"),
     (["method=msgflow", "+method.model.Kk=3"], "method.model.Kk is not an option of PoseFlow (did you mean method.model.K?)"),
 ])
 def test_unusable_keys_and_values_are_refused(overrides, message):
@@ -63,6 +65,8 @@ def test_unusable_keys_and_values_are_refused(overrides, message):
     ["method=daflow", "backbone.frame_attention=false"],
     ["experiment=dsnf/hr_shanghaitech"],
     ["method=gmfcvae", "loss=gmm_energy", "trajectory=flow"],
+    ["method=gmfcvae", "trajectory=frame"],
+    ["method=msgflow", "trajectory=frame", "+trajectory.n_cameras=16"],
 ])
 def test_usable_options_pass(overrides):
     check_config(compose("train", overrides + ["paths.output_dir=."]))

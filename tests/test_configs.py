@@ -62,6 +62,22 @@ def test_every_method_composes_with_the_trajectory_component(method, tmp_path):
     assert not needs_trajectory(build_method(method_config(plain_cfg), hydra.utils.instantiate(plain_cfg.loss)))
 
 
+@pytest.mark.parametrize("method", [m for m in METHODS if not m.endswith("_baseline")])
+def test_every_method_composes_in_frame_coordinates(method, tmp_path):
+    from vadflow.methods.frame_windows import FrameWindows
+    from vadflow.methods import needs_trajectory
+    from vadflow.build import FRAME_TARGET, build_method, method_config, trajectory_kind
+
+    cfg = compose("train", [f"method={method}", "trajectory=frame", f"paths.output_dir={tmp_path}"])
+    check_config(cfg)
+    method_cfg = method_config(cfg)
+    assert method_cfg["model"]["_target_"] == FRAME_TARGET and method_cfg["model"]["pose"]["_target_"] == cfg.method.model._target_
+    assert trajectory_kind(method_cfg) == "frame"
+    model = build_method(method_cfg, hydra.utils.instantiate(cfg.loss))
+    assert isinstance(model, FrameWindows) and needs_trajectory(model)
+    assert type(model.objective).__name__ == cfg.loss._target_.rsplit(".", 1)[1]  # the loss reaches the pose model
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(experiment, tmp_path):
     cfg = compose("train", [f"experiment={experiment}", f"paths.output_dir={tmp_path}"])

@@ -129,6 +129,27 @@ def test_trajectory_aware_scores_name_the_part_that_drove_each_segment(combine, 
     assert segments > 0
 
 
+def test_a_camera_coordinate_checkpoint_scores_user_tracks(demo, tmp_path, capsys):
+    """trajectory=frame: the checkpoint carries each training camera's reference, and vadflow-score
+    scores, calibrates and renders with it like any method (one score: no parts to split)."""
+    overrides = [f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}", "dataset=synthetic_global",
+                 "+dataset.synthetic.n_train_clips=4", "+dataset.synthetic.n_test_clips=4", "+dataset.synthetic.clip_len=200",
+                 "trajectory=frame", "logger=none", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", "threads=1"]
+    run_training(compose("train", overrides))
+    state = torch.load(tmp_path / "run" / "model.ckpt", weights_only=True)["state_dict"]
+    seen = state["seen"]
+    assert seen[0] and seen.sum() >= 2  # every training window (slot 0) and at least one camera of its own
+    assert not torch.equal(state["centre"][0], torch.tensor([0.5, 0.5]))  # fitted, not the constructor's value
+    out = tmp_path / "scores"
+    assert main(["--ckpt", str(tmp_path / "run" / "model.ckpt"), str(demo / "tracks"), "--masks", str(demo / "masks"), "--out", str(out),
+                 "--render", "--far", "0.05", "--threads", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["threshold"]["mode"] == "calibrated" and len(summary["clips"]) == 3
+    for c in summary["clips"]:
+        assert (out / f"{c['clip']}.csv").read_text().splitlines()[0] == "frame,score,score_raw,person,n_people,above_threshold,label"
+    assert "clip AUC" in capsys.readouterr().out
+
+
 def test_frame_scores_are_the_mpedrnn_protocols_also_with_dropped_frames():
     """Same windows, same cover rule (a window covers T frames from its first pose, also across a
     dropped frame): the practitioner's per-frame raw score is the protocol's, frame for frame."""

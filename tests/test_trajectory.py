@@ -210,10 +210,11 @@ def test_global_anomalies_change_position_size_or_speed_only():
     assert height_speed_y(("offpath",))["y"] < 0.85  # higher in the image = smaller y
 
 
-def test_trained_trajectory_checkpoint_evaluates_identically(tmp_path):
+@pytest.mark.parametrize("kind", ["flow", "frame"])
+def test_trained_trajectory_checkpoint_evaluates_identically(kind, tmp_path):
     common = ["logger=none", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", "threads=1", f"paths.cache_dir={tmp_path / 'c'}"]
     small = ["+dataset.synthetic.n_train_clips=4", "+dataset.synthetic.n_test_clips=3", "+dataset.synthetic.clip_len=200"]
-    train = subprocess.run([sys.executable, "-m", "vadflow.train", "trajectory=flow", "calibrate=false", f"hydra.run.dir={tmp_path / 'r'}", *common, *small],
+    train = subprocess.run([sys.executable, "-m", "vadflow.train", f"trajectory={kind}", "calibrate=false", f"hydra.run.dir={tmp_path / 'r'}", *common, *small],
                            capture_output=True, text=True, timeout=300)
     assert train.returncode == 0, train.stderr[-2000:]
     ev = subprocess.run([sys.executable, "-m", "vadflow.evaluate", f"ckpt_path={tmp_path / 'r' / 'model.ckpt'}", f"hydra.run.dir={tmp_path / 'e'}",
@@ -223,7 +224,7 @@ def test_trained_trajectory_checkpoint_evaluates_identically(tmp_path):
 
     a = json.loads((tmp_path / "r" / "metrics.json").read_text())
     b = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert a["trajectory"] is True
+    assert a["trajectory"] == b["trajectory"] == kind
     assert {p: r["auc"] for p, r in a["protocols"].items()} == {p: r["auc"] for p, r in b["protocols"].items()}
 
 

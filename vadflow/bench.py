@@ -41,12 +41,13 @@ def run_child(cmd: list[str], env=None) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024**2, out
 
 
-TRAJECTORY_SUFFIX = "+trajectory"  # --methods stgnf+trajectory: the method with trajectory=flow
+TRAJECTORY_SUFFIXES = {"+trajectory": "flow", "+frame": "frame"}  # --methods stgnf+trajectory / stgnf+frame: with trajectory=flow / frame
 
 
 def build_method(method: str, dataset: str):
     """The method as its experiment preset (or its config) builds it, with that loss and optimiser
-    (``<method>+trajectory``: wrapped with the trajectory component, as ``trajectory=flow`` trains it)."""
+    (``<method>+trajectory`` / ``<method>+frame``: wrapped with the trajectory component, as
+    ``trajectory=flow`` / ``trajectory=frame`` trains it)."""
     import hydra
     from hydra import compose, initialize_config_dir
 
@@ -54,10 +55,13 @@ def build_method(method: str, dataset: str):
     from vadflow.module import AnomalyModule
     from vadflow.build import build_method as build_configured, method_config
 
-    base = method.removesuffix(TRAJECTORY_SUFFIX)
+    base, kind = method, None
+    for suffix, name in TRAJECTORY_SUFFIXES.items():
+        if method.endswith(suffix):
+            base, kind = method.removesuffix(suffix), name
     preset = ROOT / "conf" / "experiment" / base / f"{dataset}.yaml"
     overrides = [f"experiment={base}/{dataset}"] if preset.is_file() else [f"method={base}", f"dataset={dataset}"]
-    overrides += ["trajectory=flow"] if method.endswith(TRAJECTORY_SUFFIX) else []
+    overrides += [f"trajectory={kind}"] if kind else []
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides + ["paths.output_dir=."])
     model = build_configured(method_config(cfg), hydra.utils.instantiate(cfg.loss))
@@ -81,6 +85,8 @@ def throughput(dataset: str, threads: int, steps: int, method: str = "stgnf") ->
                         trajectory_features=needs_trajectory(model))
     dm.setup()
     model.train()
+    if hasattr(model, "fit_reference"):  # trajectory=frame: each camera's reference, before training as vadflow-train does
+        model.fit_reference(dm.statistics_dataloader(max_windows=4096))
     if needs_trajectory(model):  # the standardised score needs its training statistics
         model.fit_statistics(dm.statistics_dataloader(max_windows=4096))
     if opt is None:  # nothing to train (DA-Flow's random mode): statistics only
@@ -191,8 +197,8 @@ def main(argv=None) -> None:
     parser.add_argument("--dataset", default="hr_shanghaitech")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--methods", nargs="+", default=["stgnf", "stgnf+trajectory", "daflow", "dsnf", "gmfcvae", "msgflow"],
-                        help="methods to time; <method>+trajectory adds the trajectory component (trajectory=flow)")
+    parser.add_argument("--methods", nargs="+", default=["stgnf", "stgnf+trajectory", "stgnf+frame", "daflow", "dsnf", "gmfcvae", "msgflow"],
+                        help="methods to time; <method>+trajectory / <method>+frame adds the trajectory component (trajectory=flow / frame)")
     parser.add_argument("--skip-full", action="store_true", help="skip the 8-epoch end-to-end run")
     parser.add_argument("--skip-prepare", action="store_true", help="skip the cold/cached prepare timings")
     parser.add_argument("--score-only", action="store_true", help="only the vadflow-score hour (synthetic data, no data root needed)")

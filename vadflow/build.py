@@ -1,5 +1,5 @@
-"""A method from its config: the model (head, backbone, conditioner; with ``trajectory=flow`` the
-pose model wrapped with the trajectory component) and the training objective. Training, the
+"""A method from its config: the model (head, backbone, conditioner; with ``trajectory=flow`` or
+``trajectory=frame`` the pose model wrapped with the trajectory component) and the training objective. Training, the
 checkpoints, the benchmarks and the tests all build methods here."""
 from __future__ import annotations
 
@@ -13,15 +13,19 @@ from vadflow.losses import check_terms
 from vadflow.methods.trajectory_aware import DEFAULT_COMBINE
 
 TRAJECTORY_TARGET = "vadflow.methods.trajectory_aware.TrajectoryAware"
+FRAME_TARGET = "vadflow.methods.frame_windows.FrameWindows"
+WRAPPERS = (TRAJECTORY_TARGET, FRAME_TARGET)  # models built around a pose model (their config's "pose")
 
 
 def method_config(cfg: DictConfig) -> dict:
-    """The method's config as the checkpoint stores it: with ``trajectory=flow`` its model is the
-    pose model wrapped with the trajectory component, so ``load_method`` rebuilds both."""
+    """The method's config as the checkpoint stores it: with ``trajectory=flow`` (or ``frame``) its
+    model is the pose model wrapped with the trajectory component, so ``load_method`` rebuilds both."""
     method_cfg = to_plain(cfg.method)
     method_cfg["loss"] = to_plain(cfg.loss)  # stored with the weights: head, backbone, conditioner (in model) and loss
     traj = to_plain(cfg.trajectory) if cfg.get("trajectory") else {}
-    if traj:
+    if traj.get("_target_") == FRAME_TARGET:
+        method_cfg["model"] = {**traj, "pose": method_cfg["model"], "seg_len": method_cfg["model"]["seg_len"]}
+    elif traj:
         combine, jacobian = traj.pop("combine", DEFAULT_COMBINE), traj.pop("normalisation_jacobian", False)
         method_cfg["model"] = {"_target_": TRAJECTORY_TARGET, "pose": method_cfg["model"], "trajectory": traj,
                                "combine": combine, "normalisation_jacobian": jacobian, "seg_len": method_cfg["model"]["seg_len"]}
@@ -45,7 +49,7 @@ def instantiate_model(model_cfg: dict, **kwargs):
 def build_model(model_cfg: dict, objective=None):
     """The model; ``objective`` (the pose model's, when wrapped) replaces the method's default."""
     extra = {} if objective is None else {"objective": objective}
-    if model_cfg.get("_target_") != TRAJECTORY_TARGET:
+    if model_cfg.get("_target_") not in WRAPPERS:
         return instantiate_model(model_cfg, **extra)
     pose = instantiate_model(model_cfg["pose"], **extra)
     return instantiate_model({**model_cfg, "pose": None}, pose=pose)
@@ -60,5 +64,6 @@ def build_method(method_cfg: dict, objective):
     return method
 
 
-def is_trajectory_aware(method_cfg: dict) -> bool:
-    return method_cfg["model"].get("_target_") == TRAJECTORY_TARGET
+def trajectory_kind(method_cfg: dict) -> str:
+    """Which trajectory component a method's config has: ``none``, ``flow`` or ``frame``."""
+    return {TRAJECTORY_TARGET: "flow", FRAME_TARGET: "frame"}.get(method_cfg["model"].get("_target_"), "none")

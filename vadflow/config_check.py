@@ -109,9 +109,16 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
 
 
 def check_trajectory(node: dict) -> None:
+    from vadflow.build import FRAME_TARGET
     from vadflow.methods.trajectory_aware import COMBINE_RULES, DEFAULT_COMBINE, TrajectoryAware
     from vadflow.nn.trajectory import FEATURES
 
+    if node.get("_target_") == FRAME_TARGET:  # camera coordinates: the wrapper's own keys only
+        from vadflow.methods.frame_windows import REFERENCES
+
+        check_target(node, "trajectory")
+        check_choice(node.get("reference", "camera"), REFERENCES, "trajectory.reference")
+        return
     wrapper, _ = parameters(TrajectoryAware)
     check_target(node, "trajectory", extra=wrapper - {"pose", "trajectory"})
     check_choice(node.get("combine", DEFAULT_COMBINE), COMBINE_RULES, "trajectory.combine")

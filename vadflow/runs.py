@@ -39,6 +39,17 @@ def check_writable(out_dir: Path, probe_bytes: int = 1 << 20) -> None:
         probe.unlink(missing_ok=True)
 
 
+def fit_reference(method, dm) -> None:
+    """Methods that need a reference from the training data *before* training (trajectory=frame:
+    each camera's place and body size) define ``fit_reference(loader)``: every training window,
+    fixed order, no flips, in this process (spawned ranks receive the fitted buffers)."""
+    if not hasattr(method, "fit_reference"):
+        return
+    if dm.train_set is None:
+        dm.setup("fit")
+    method.fit_reference(dm.statistics_dataloader())
+
+
 def fit_statistics(method, dm) -> None:
     """Methods that need statistics of the training data after training (score standardisation,
     an untrained model's ActNorm) define ``fit_statistics(loader)``. It runs in this process on
@@ -95,7 +106,7 @@ def scalars(result: dict) -> dict:
 
 def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: dict, **extra) -> dict:
     """metrics.json: the headline protocol at top level, every protocol under ``protocols``."""
-    from vadflow.build import is_trajectory_aware
+    from vadflow.build import trajectory_kind
 
     results = [scalars(r) for r in evaluation["results"]]
     head = results[0]
@@ -117,7 +128,7 @@ def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: d
         "short_tracks": dataset_cfg.get("short_tracks", "skip"),
         "protocols": {r["protocol"]: r for r in results},
         "prepare": evaluation.get("prepare", {}),
-        "trajectory": is_trajectory_aware(cfg_method),  # the trajectory component
+        "trajectory": trajectory_kind(cfg_method),  # the trajectory component: none, flow or frame
         "git_commit": git_commit(),
     }
     record.update(extra)

@@ -31,14 +31,23 @@ class BackboneMismatch(ConfigError):
     """A head x backbone x conditioner combination that cannot work, named at build time."""
 
 
+def default_temporal_kernel(seg_len: int) -> int:
+    """STG-NF's temporal kernel, ``seg_len // 2 + 1`` (13 for its 24 frames), rounded up to odd:
+    an even kernel under the block's symmetric padding returns one frame fewer than it was given."""
+    kernel = seg_len // 2 + 1
+    return kernel + 1 - kernel % 2
+
+
 class STGCN:
-    """STG-NF's coupling network. ``temporal_kernel`` null = seg_len // 2 + 1; ``max_hop`` 8 over
+    """STG-NF's coupling network. ``temporal_kernel`` null = :func:`default_temporal_kernel`; ``max_hop`` 8 over
     the 18-joint skeleton makes the graph conv a joint mean (STG-NF); ``hidden`` null = as many
     channels as the coupling's output."""
 
     name = "stgcn"
 
     def __init__(self, temporal_kernel: int | None = None, max_hop: int = 8, hidden: int | None = None):
+        if temporal_kernel is not None and int(temporal_kernel) % 2 == 0:
+            raise ConfigError(f"backbone.temporal_kernel must be odd (a same-length output), got {temporal_kernel}")
         self.temporal_kernel, self.max_hop, self.hidden = temporal_kernel, int(max_hop), hidden
 
     def adjacency(self, n_joints: int) -> torch.Tensor:
@@ -50,7 +59,7 @@ class STGCN:
 
     def coupling(self, k: int, in_channels: int, out_channels: int, seg_len: int, n_joints: int,
                  cond_channels: int = 0) -> nn.Module:
-        kernel = self.temporal_kernel or seg_len // 2 + 1
+        kernel = self.temporal_kernel or default_temporal_kernel(seg_len)
         return STGCNBlock(in_channels, out_channels, kernel, self.adjacency(n_joints), residual=k > 0, hidden=self.hidden,
                           cond_channels=cond_channels)
 
