@@ -39,26 +39,18 @@ def check_writable(out_dir: Path, probe_bytes: int = 1 << 20) -> None:
         probe.unlink(missing_ok=True)
 
 
-def fit_reference(method, dm) -> None:
-    """Methods that need a reference from the training data *before* training (trajectory=frame:
-    each camera's place and body size) define ``fit_reference(loader)``: every training window,
-    fixed order, no flips, in this process (spawned ranks receive the fitted buffers)."""
-    if not hasattr(method, "fit_reference"):
-        return
-    if dm.train_set is None:
-        dm.setup("fit")
-    method.fit_reference(dm.statistics_dataloader())
+def fit_on_training_windows(method, dm, hook: str) -> None:
+    """``method.<hook>(loader)`` over every training window, fixed order, no flips, in this process,
+    so every rank and every strategy gets the same values; nothing if the method has no such hook.
 
-
-def fit_statistics(method, dm) -> None:
-    """Methods that need statistics of the training data after training (score standardisation,
-    an untrained model's ActNorm) define ``fit_statistics(loader)``. It runs in this process on
-    every training window in a fixed order, so every rank and every strategy gets the same values."""
-    if not hasattr(method, "fit_statistics"):
+    * ``fit_reference``, before training: what the windows are measured against (trajectory=frame:
+      each camera's place and body size; spawned ranks receive the fitted buffers);
+    * ``fit_statistics``, after training: score standardisation, an untrained model's ActNorm."""
+    if not hasattr(method, hook):
         return
     if dm.train_set is None:  # spawned strategies set the datamodule up in other processes
         dm.setup("fit")
-    method.fit_statistics(dm.statistics_dataloader())
+    getattr(method, hook)(dm.statistics_dataloader())
 
 
 def calibrate(method, dm, dataset_cfg: dict, seg_len: int) -> dict:

@@ -32,7 +32,7 @@ from vadflow.module import AnomalyModule, count_trainable
 from vadflow.resume import Interrupted, epoch_checkpoints, last_checkpoint, resume_checkpoint, stop_on_signals
 from vadflow.losses import Objective
 from vadflow.loggers import build_loggers, finish_wandb, log_to_wandb
-from vadflow.runs import calibrate, check_writable, evaluate_run, fit_reference, fit_statistics, metrics_record, report, run_figures
+from vadflow.runs import calibrate, check_writable, evaluate_run, fit_on_training_windows, metrics_record, report, run_figures
 
 log = logging.getLogger("vadflow.train")
 
@@ -76,7 +76,7 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, protocols: list, lo
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, default_root_dir=str(out_dir), callbacks=callbacks,
                                       enable_progress_bar=show_bar, **({"enable_checkpointing": True} if callbacks else {}))
     t0 = time.perf_counter()
-    fit_reference(method, dm)  # before training: what the method's windows are measured against (a resumed run reloads the same)
+    fit_on_training_windows(method, dm, "fit_reference")  # before training (a resumed run reloads the same values)
     if int(cfg.trainer.max_epochs) > 0 and count_trainable(method) > 0:
         try:
             with stop_on_signals():
@@ -88,7 +88,7 @@ def _fit_and_test(cfg, method_cfg: dict, dm, method, module, protocols: list, lo
             sys.exit(stop.exit_code)
     else:  # e.g. DA-Flow's random_projection mode: nothing is trained
         log.info("no training: %d epochs, %d trainable parameters", int(cfg.trainer.max_epochs), count_trainable(method))
-    fit_statistics(method, dm)
+    fit_on_training_windows(method, dm, "fit_statistics")
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     trainer.test(module, datamodule=dm, verbose=False)
