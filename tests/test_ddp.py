@@ -56,3 +56,26 @@ def test_two_process_training_runs_every_method_end_to_end(method, tiny_override
     assert record["auc"] == pytest.approx(saved_auc(tmp_path / "run", cfg), abs=1e-12)  # de-duplicated windows, scored once
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["n_windows"] == record["n_windows"]
+
+
+def test_two_process_training_in_camera_coordinates_uses_the_reference_fitted_before_the_spawn(tiny_overrides, tmp_path):
+    """trajectory=frame fits each camera's reference in the launching process; the spawned ranks
+    train with it and the checkpoint holds it, equal to fitting it again on the same windows."""
+    import torch
+
+    from vadflow.config import datamodule_kwargs, to_plain
+    from vadflow.data.datamodule import PoseDataModule
+    from vadflow.methods.frame_windows import FrameWindows
+
+    cfg = compose("train", tiny_overrides + ["trainer=ddp_cpu", "trajectory=frame", "calibrate=false"])
+    record = run_training(cfg)
+    assert record["world_size"] == 2 and record["trajectory"] == "frame"
+    assert record["auc"] == pytest.approx(saved_auc(tmp_path / "run", cfg), abs=1e-12)
+    state = torch.load(tmp_path / "run" / "model.ckpt", weights_only=True)["state_dict"]
+    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths)), trajectory_features=True)
+    dm.setup()
+    again = FrameWindows(torch.nn.Module())
+    again.fit_reference(dm.statistics_dataloader())
+    for key in ("centre", "size", "seen"):
+        assert torch.equal(state[key], getattr(again, key)), key
+    assert state["seen"][0]
