@@ -40,12 +40,14 @@ import torch
 from torch import nn
 
 from vadflow.data.cameras import CAMERA_SLOTS
+from vadflow.methods.pose_wrapper import PoseWrapper
 
 REFERENCES = ("camera", "person")  # what a window's coordinates are measured from: its camera's usual place, or its own centre
 
 
-class FrameWindows(nn.Module):
+class FrameWindows(PoseWrapper):
     needs_trajectory = True  # batches carry norm (the normalisation's parameters) and camera
+    not_forwarded = ("score_parts", "components", "window_nll", "nll")  # batch-taking: would skip in_frame
 
     def __init__(self, pose: nn.Module, reference: str = "camera", n_cameras: int = CAMERA_SLOTS, seg_len: int | None = None):
         super().__init__()
@@ -60,14 +62,6 @@ class FrameWindows(nn.Module):
         self.register_buffer("centre", torch.full((n_cameras, 2), 0.5))
         self.register_buffer("size", torch.ones(n_cameras))
         self.register_buffer("seen", torch.zeros(n_cameras, dtype=torch.bool))
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name in ("pose", "score_parts", "components", "window_nll", "nll"):
-                raise  # batch-taking methods of the pose model would skip in_frame
-            return getattr(super().__getattr__("pose"), name)  # seg_len, objective, score_unit, ...
 
     @torch.no_grad()
     def fit_reference(self, loader) -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vadflow.methods.pose_wrapper import PoseWrapper
 from vadflow.nn.flow import training_mean_std
 from vadflow.nn.trajectory import TrajectoryFlow, bits_per_pose_dim
 
@@ -46,8 +47,9 @@ DEFAULT_COMBINE = "max"
 STANDARDISED_RULES = ("max", "standardised")  # rules on the parts' training z-scores
 
 
-class TrajectoryAware(nn.Module):
+class TrajectoryAware(PoseWrapper):
     needs_trajectory = True  # batches carry traj / norm / camera
+    not_forwarded = ("trajectory",)
 
     def __init__(self, pose: nn.Module, trajectory: TrajectoryFlow, combine: str = DEFAULT_COMBINE, normalisation_jacobian: bool = False,
                  seg_len: int | None = None):
@@ -68,14 +70,6 @@ class TrajectoryAware(nn.Module):
         self.register_buffer("part_mean", torch.zeros(2))
         self.register_buffer("part_std", torch.ones(2))
         self.register_buffer("parts_fitted", torch.tensor(0, dtype=torch.uint8))
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name in ("pose", "trajectory"):
-                raise
-            return getattr(super().__getattr__("pose"), name)  # seg_len, objective, score_map, ...
 
     # -- training -----------------------------------------------------------------------
     def trajectory_bits(self, batch: dict) -> torch.Tensor:
