@@ -182,3 +182,7 @@ def test_a_batch_without_the_normalisation_parameters_or_an_unfitted_reference_i
     kp, vis = walker(n_rows=30)
     with pytest.raises(RuntimeError, match="fit_reference"):
         model.score(builder_of(kp, vis, 24).batch(torch.tensor([0])))
+    from vadflow.data.types import DataError
+
+    with pytest.raises(DataError, match="no training window"):  # one line from the commands, as an empty training set is
+        model.fit_reference([])

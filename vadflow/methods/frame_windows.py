@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from vadflow.data.cameras import CAMERA_SLOTS
+from vadflow.data.types import DataError
 from vadflow.methods.pose_wrapper import PoseWrapper
 
 REFERENCES = ("camera", "person")  # what a window's coordinates are measured from: its camera's usual place, or its own centre
@@ -72,7 +73,8 @@ class FrameWindows(PoseWrapper):
             norms.append(batch["norm"].double())
             cameras.append(batch["camera"].long())
         if not norms:
-            raise ValueError("trajectory=frame: no training window to fit the camera references on")
+            raise DataError("trajectory=frame: no training window to fit the camera references on (every training track is "
+                            "shorter than a window)")
         norm, camera = torch.cat(norms), torch.cat(cameras)
         self.seen.zero_()
         for slot, rows in [(0, slice(None))] + [(int(c), camera == c) for c in camera.unique() if int(c) != 0]:
