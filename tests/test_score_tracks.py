@@ -23,7 +23,7 @@ from vadflow.train import run_training
 
 from .conftest import compose
 
-SHIPPED = ("stgnf", "daflow", "dsnf", "gmfcvae", "msgflow")
+SHIPPED = sorted(p.stem for p in PRETRAINED_DIR.glob("*.ckpt"))
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +100,13 @@ def test_parts_of_the_driving_track_by_hand():
     np.testing.assert_allclose((got_pose + got_traj)[:7], score[:7])  # the parts of a frame sum to its score
 
 
-@pytest.mark.parametrize("combine", ["max", "standardised"])
+@pytest.mark.parametrize("combine", ["max", "standardised", "stream"])
 def test_trajectory_aware_scores_name_the_part_that_drove_each_segment(combine, demo, tmp_path):
-    overrides = [f"trajectory.combine={combine}", f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}", "dataset=synthetic_global",
+    """trajectory=flow (combine max or standardised), and GMFC-VAE's own global stream (its parts add up)."""
+    component = ["method=gmfcvae", "trajectory=stream"] if combine == "stream" else ["trajectory=flow", f"trajectory.combine={combine}"]
+    overrides = [*component, f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}", "dataset=synthetic_global",
                  "+dataset.synthetic.n_train_clips=4", "+dataset.synthetic.n_test_clips=4", "+dataset.synthetic.clip_len=200",
-                 "trajectory=flow", "logger=none", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", "threads=1"]
+                 "logger=none", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", "threads=1"]
     run_training(compose("train", overrides))
     out = tmp_path / "scores"
     assert main(["--ckpt", str(tmp_path / "run" / "model.ckpt"), str(demo / "tracks"), "--out", str(out), "--far", "0.05",
@@ -131,7 +133,8 @@ def test_trajectory_aware_scores_name_the_part_that_drove_each_segment(combine, 
 
 def test_a_camera_coordinate_checkpoint_scores_user_tracks(demo, tmp_path, capsys):
     """trajectory=frame: the checkpoint carries each training camera's reference, and vadflow-score
-    scores, calibrates and renders with it like any method (one score: no parts to split)."""
+    scores, calibrates and renders with it like any method, and splits each frame's score into the
+    pose part and what place and size add."""
     overrides = [f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}", "dataset=synthetic_global",
                  "+dataset.synthetic.n_train_clips=4", "+dataset.synthetic.n_test_clips=4", "+dataset.synthetic.clip_len=200",
                  "trajectory=frame", "logger=none", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", "threads=1"]
@@ -146,7 +149,12 @@ def test_a_camera_coordinate_checkpoint_scores_user_tracks(demo, tmp_path, capsy
     summary = json.loads((out / "summary.json").read_text())
     assert summary["threshold"]["mode"] == "calibrated" and len(summary["clips"]) == 3
     for c in summary["clips"]:
-        assert (out / f"{c['clip']}.csv").read_text().splitlines()[0] == "frame,score,score_raw,person,n_people,above_threshold,label"
+        lines = (out / f"{c['clip']}.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        assert header == ["frame", "score", "score_raw", "person", "n_people", "part_pose", "part_trajectory", "above_threshold", "label"]
+        for row in (dict(zip(header, line.split(","))) for line in lines[1:]):
+            if row["score_raw"]:
+                assert float(row["part_pose"]) + float(row["part_trajectory"]) == pytest.approx(float(row["score_raw"]), rel=1e-4, abs=1e-4)
     assert "clip AUC" in capsys.readouterr().out
 
 
@@ -242,13 +250,24 @@ def test_calibration_is_stored_by_training_and_by_calibrate(trained_ckpt, tmp_pa
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models_score_out_of_the_box(name, demo, tmp_path):
-    path = PRETRAINED_DIR / f"{name}_hr_shanghaitech.ckpt"
-    assert path.is_file() and path.stat().st_size < 1_000_000  # small files in the repo
+    from vadflow.build import trajectory_kind
+
+    path = PRETRAINED_DIR / f"{name}.ckpt"
+    assert path.stat().st_size < 1_000_000  # small files in the repo
+    row = {r["file"]: r for r in json.loads((PRETRAINED_DIR / "index.json").read_text())}[path.name]  # and a row in the README
     ckpt = torch.load(path, weights_only=True)
-    assert ckpt["dataset"]["name"] == "hr_shanghaitech" and ckpt["calibration"]["n_frames"] > 10_000
+    assert ckpt["dataset"]["name"] == row["dataset"] and trajectory_kind(ckpt["method"]) == row["component"]
+    assert ckpt["calibration"]["n_frames"] > 10_000 and name in (PRETRAINED_DIR / "README.md").read_text()
     assert main(["--ckpt", name, str(demo / "tracks"), "--out", str(tmp_path / name), "--threads", "1"]) == 0
     summary = json.loads((tmp_path / name / "summary.json").read_text())
-    assert summary["method"] == name and summary["threshold"]["mode"] == "calibrated" and summary["n_windows"] > 0
+    assert summary["method"] == row["method"] and summary["threshold"]["mode"] == "calibrated" and summary["n_windows"] > 0
+
+
+def test_a_method_alone_names_its_hr_shanghaitech_model_without_a_component():
+    from vadflow.checkpoint import resolve_checkpoint
+
+    for method in ("stgnf", "daflow", "dsnf", "gmfcvae", "msgflow"):
+        assert resolve_checkpoint(method) == PRETRAINED_DIR / f"{method}_hr_shanghaitech.ckpt"
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -210,11 +210,11 @@ def test_global_anomalies_change_position_size_or_speed_only():
     assert height_speed_y(("offpath",))["y"] < 0.85  # higher in the image = smaller y
 
 
-@pytest.mark.parametrize("kind", ["flow", "frame"])
-def test_trained_trajectory_checkpoint_evaluates_identically(kind, tmp_path):
+@pytest.mark.parametrize("kind, method", [("flow", "stgnf"), ("frame", "stgnf"), ("stream", "gmfcvae")])
+def test_trained_trajectory_checkpoint_evaluates_identically(kind, method, tmp_path):
     common = ["logger=none", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", "threads=1", f"paths.cache_dir={tmp_path / 'c'}"]
     small = ["+dataset.synthetic.n_train_clips=4", "+dataset.synthetic.n_test_clips=3", "+dataset.synthetic.clip_len=200"]
-    train = subprocess.run([sys.executable, "-m", "vadflow.train", f"trajectory={kind}", "calibrate=false", f"hydra.run.dir={tmp_path / 'r'}", *common, *small],
+    train = subprocess.run([sys.executable, "-m", "vadflow.train", f"method={method}", f"trajectory={kind}", "calibrate=false", f"hydra.run.dir={tmp_path / 'r'}", *common, *small],
                            capture_output=True, text=True, timeout=300)
     assert train.returncode == 0, train.stderr[-2000:]
     ev = subprocess.run([sys.executable, "-m", "vadflow.evaluate", f"ckpt_path={tmp_path / 'r' / 'model.ckpt'}", f"hydra.run.dir={tmp_path / 'e'}",
@@ -290,3 +290,32 @@ def test_a_model_trains_after_scoring_in_inference_mode():
     model.train()
     model.loss(batch)["loss"].backward()
     assert any(p.grad is not None for p in model.parameters())
+
+
+def test_held_out_statistics_come_from_the_held_out_clips_not_the_training_windows(tmp_path):
+    """trajectory.statistics=held_out: the parts' means and stds are those of the normal clips held out
+    of training (dataset.val_fraction), and nothing of them is trained on."""
+    import hydra
+
+    from vadflow.build import build_method, method_config
+    from vadflow.config import datamodule_kwargs, to_plain
+    from vadflow.data.datamodule import PoseDataModule
+    from vadflow.runs import fit_on_training_windows
+
+    from .conftest import compose
+
+    cfg = compose("train", ["trajectory=flow", "trajectory.statistics=held_out", "dataset.val_fraction=0.25", f"paths.output_dir={tmp_path}",
+                            f"paths.cache_dir={tmp_path / 'c'}", "+dataset.synthetic.n_train_clips=8", "+dataset.synthetic.clip_len=120"])
+    model = build_method(method_config(cfg), hydra.utils.instantiate(cfg.loss))
+    assert model.statistics_split == "held_out"
+    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths)), trajectory_features=True)
+    dm.setup("fit")
+    held, trained = set(dm.val_set.starts.tolist()), set(dm.train_set.starts.tolist())
+    assert held and not held & trained  # whole clips, out of training
+    fit_on_training_windows(model, dm, "fit_statistics")
+    columns = lambda b: torch.stack([model.pose.score(b).float(), model.trajectory_bits(b)], 1)  # noqa: E731
+    from vadflow.nn.flow import training_mean_std
+
+    for loader, same in ((dm.val_dataloader(), True), (dm.statistics_dataloader(), False)):
+        mean, std = training_mean_std(model, loader, columns, torch.device("cpu"))
+        assert torch.allclose(model.part_mean, mean, atol=1e-5) == same and torch.allclose(model.part_std, std, atol=1e-5) == same

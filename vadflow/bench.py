@@ -41,13 +41,13 @@ def run_child(cmd: list[str], env=None) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024**2, out
 
 
-TRAJECTORY_SUFFIXES = {"+trajectory": "flow", "+frame": "frame"}  # --methods stgnf+trajectory / stgnf+frame: with trajectory=flow / frame
+TRAJECTORY_SUFFIXES = {"+trajectory": "flow", "+frame": "frame", "+stream": "stream"}  # --methods stgnf+frame, gmfcvae+stream: with trajectory=flow / frame / stream
 
 
 def build_method(method: str, dataset: str):
     """The method as its experiment preset (or its config) builds it, with that loss and optimiser
-    (``<method>+trajectory`` / ``<method>+frame``: wrapped with the trajectory component, as
-    ``trajectory=flow`` / ``trajectory=frame`` trains it)."""
+    (``<method>+trajectory`` / ``<method>+frame`` / ``gmfcvae+stream``: with the trajectory
+    component, as ``trajectory=flow`` / ``frame`` / ``stream`` trains it)."""
     import hydra
     from hydra import compose, initialize_config_dir
 
@@ -198,7 +198,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--methods", nargs="+", default=["stgnf", "stgnf+trajectory", "stgnf+frame", "daflow", "dsnf", "gmfcvae", "msgflow"],
-                        help="methods to time; <method>+trajectory / <method>+frame adds the trajectory component (trajectory=flow / frame)")
+                        help="methods to time; <method>+trajectory / <method>+frame / gmfcvae+stream adds the trajectory component (trajectory=flow / frame / stream)")
     parser.add_argument("--skip-full", action="store_true", help="skip the 8-epoch end-to-end run")
     parser.add_argument("--skip-prepare", action="store_true", help="skip the cold/cached prepare timings")
     parser.add_argument("--score-only", action="store_true", help="only the vadflow-score hour (synthetic data, no data root needed)")

@@ -1,5 +1,6 @@
 """A method from its config: the model (head, backbone, conditioner; with ``trajectory=flow`` or
-``trajectory=frame`` the pose model wrapped with the trajectory component) and the training objective. Training, the
+``trajectory=frame`` the pose model wrapped with the trajectory component, with ``trajectory=stream``
+GMFC-VAE with its own global stream) and the training objective. Training, the
 checkpoints, the benchmarks and the tests all build methods here."""
 from __future__ import annotations
 
@@ -15,6 +16,18 @@ from vadflow.methods.trajectory_aware import DEFAULT_COMBINE
 TRAJECTORY_TARGET = "vadflow.methods.trajectory_aware.TrajectoryAware"
 FRAME_TARGET = "vadflow.methods.frame_windows.FrameWindows"
 WRAPPERS = (TRAJECTORY_TARGET, FRAME_TARGET)  # models built around a pose model (their config's "pose")
+STREAM_METHOD_TARGET = "vadflow.methods.gmfcvae.GMFCVAE"  # trajectory=stream: the method's own global stream
+STREAM_KEYS = {"stream", "weight", "camera_dropout", "fusion", "score"}
+
+
+def with_global_stream(model_cfg: dict, traj: dict, method: str) -> dict:
+    """``trajectory=stream``: GMFC-VAE's model config with its third, global stream."""
+    if model_cfg.get("_target_") != STREAM_METHOD_TARGET:
+        raise ConfigError(f"trajectory=stream is GMFC-VAE's own global stream; method {method} takes trajectory=flow or trajectory=frame")
+    streams = [s for s in model_cfg.get("streams", ("appearance", "motion")) if s != "global"] + ["global"]
+    weights = {**model_cfg.get("stream_weights", {}), "global": traj.get("weight", 1.0)}
+    return {**model_cfg, "streams": streams, "stream_weights": weights, "camera_dropout": traj.get("camera_dropout", 0.1),
+            "global_fusion": traj.get("fusion", "sum"), "global_score": traj.get("score", "energy_recon")}
 
 
 def method_config(cfg: DictConfig) -> dict:
@@ -23,12 +36,17 @@ def method_config(cfg: DictConfig) -> dict:
     method_cfg = to_plain(cfg.method)
     method_cfg["loss"] = to_plain(cfg.loss)  # stored with the weights: head, backbone, conditioner (in model) and loss
     traj = to_plain(cfg.trajectory) if cfg.get("trajectory") else {}
-    if traj.get("_target_") == FRAME_TARGET:
+    if traj and "global" in method_cfg["model"].get("streams", ()) and "stream" not in traj:
+        raise ConfigError("GMFC-VAE's global stream models the trajectory itself: use trajectory=stream, not a second component")
+    if "stream" in traj:
+        method_cfg["model"] = with_global_stream(method_cfg["model"], traj, method_cfg.get("name", "?"))
+    elif traj.get("_target_") == FRAME_TARGET:
         method_cfg["model"] = {**traj, "pose": method_cfg["model"], "seg_len": method_cfg["model"]["seg_len"]}
     elif traj:
         combine, jacobian = traj.pop("combine", DEFAULT_COMBINE), traj.pop("normalisation_jacobian", False)
-        method_cfg["model"] = {"_target_": TRAJECTORY_TARGET, "pose": method_cfg["model"], "trajectory": traj,
-                               "combine": combine, "normalisation_jacobian": jacobian, "seg_len": method_cfg["model"]["seg_len"]}
+        statistics = traj.pop("statistics", "training")
+        method_cfg["model"] = {"_target_": TRAJECTORY_TARGET, "pose": method_cfg["model"], "trajectory": traj, "combine": combine,
+                               "normalisation_jacobian": jacobian, "statistics": statistics, "seg_len": method_cfg["model"]["seg_len"]}
     return method_cfg
 
 
@@ -65,5 +83,7 @@ def build_method(method_cfg: dict, objective):
 
 
 def trajectory_kind(method_cfg: dict) -> str:
-    """Which trajectory component a method's config has: ``none``, ``flow`` or ``frame``."""
+    """Which trajectory component a method's config has: ``none``, ``flow``, ``frame`` or ``stream``."""
+    if "global" in method_cfg["model"].get("streams", ()):
+        return "stream"
     return {TRAJECTORY_TARGET: "flow", FRAME_TARGET: "frame"}.get(method_cfg["model"].get("_target_"), "none")

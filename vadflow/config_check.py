@@ -109,7 +109,7 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
 
 
 def check_trajectory(node: dict) -> None:
-    from vadflow.build import FRAME_TARGET
+    from vadflow.build import FRAME_TARGET, STREAM_KEYS
     from vadflow.methods.trajectory_aware import COMBINE_RULES, DEFAULT_COMBINE, TrajectoryAware
     from vadflow.nn.trajectory import FEATURES
 
@@ -119,10 +119,23 @@ def check_trajectory(node: dict) -> None:
         check_target(node, "trajectory")
         check_choice(node.get("reference", "camera"), REFERENCES, "trajectory.reference")
         return
+    if "stream" in node:  # GMFC-VAE's own global stream: options of the method's model
+        for key in node:
+            if key not in STREAM_KEYS:
+                raise unknown_key("trajectory", str(key), STREAM_KEYS, "trajectory=stream")
+        from vadflow.methods.gmfcvae import GLOBAL_FUSIONS, GLOBAL_SCORES
+
+        check_choice(node["stream"], ("global",), "trajectory.stream")
+        check_choice(node.get("fusion", "sum"), GLOBAL_FUSIONS, "trajectory.fusion")
+        check_choice(node.get("score", "energy_recon"), GLOBAL_SCORES, "trajectory.score")
+        return
     wrapper, _ = parameters(TrajectoryAware)
     check_target(node, "trajectory", extra=wrapper - {"pose", "trajectory"})
     check_choice(node.get("combine", DEFAULT_COMBINE), COMBINE_RULES, "trajectory.combine")
     check_choice(node.get("features", "frames"), FEATURES, "trajectory.features")
+    from vadflow.methods.trajectory_aware import STATISTICS_SPLITS
+
+    check_choice(node.get("statistics", "training"), STATISTICS_SPLITS, "trajectory.statistics")
 
 
 def check_config(cfg: DictConfig | dict) -> None:
@@ -138,6 +151,10 @@ def check_config(cfg: DictConfig | dict) -> None:
         check_target(plain["loss"], "loss")
     if isinstance(plain.get("trajectory"), dict):
         check_trajectory(plain["trajectory"])
+        held_out = plain["trajectory"].get("statistics") == "held_out"
+        if held_out and not float((plain.get("dataset") or {}).get("val_fraction", 0.0)) > 0:
+            raise ConfigError("trajectory.statistics=held_out needs normal training clips held out of training: "
+                              "set dataset.val_fraction (e.g. ++dataset.val_fraction=0.1)")
 
 
 def check_composed_groups(plain: dict, method: dict) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from vadflow import scoring
 from vadflow.config import git_commit
-from vadflow.data.types import DataError
+from vadflow.data.types import ConfigError, DataError
 
 WINDOW_SCORES = "window_scores.npz"
 log = logging.getLogger("vadflow.runs")
@@ -45,11 +45,18 @@ def fit_on_training_windows(method, dm, hook: str) -> None:
 
     * ``fit_reference``, before training: what the windows are measured against (trajectory=frame:
       each camera's place and body size; spawned ranks receive the fitted buffers);
-    * ``fit_statistics``, after training: score standardisation, an untrained model's ActNorm."""
+    * ``fit_statistics``, after training: score standardisation, an untrained model's ActNorm; a
+      method whose ``statistics_split`` is ``held_out`` gets the held-out normal clips instead."""
     if not hasattr(method, hook):
         return
     if dm.train_set is None:  # spawned strategies set the datamodule up in other processes
         dm.setup("fit")
+    if hook == "fit_statistics" and getattr(method, "statistics_split", "training") == "held_out":
+        if dm.val_set is None or not len(dm.val_set):
+            raise ConfigError("trajectory.statistics=held_out needs normal training clips held out of training: "
+                              "set dataset.val_fraction (e.g. ++dataset.val_fraction=0.1)")
+        getattr(method, hook)(dm.val_dataloader())
+        return
     getattr(method, hook)(dm.statistics_dataloader())
 
 
@@ -120,7 +127,7 @@ def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: d
         "short_tracks": dataset_cfg.get("short_tracks", "skip"),
         "protocols": {r["protocol"]: r for r in results},
         "prepare": evaluation.get("prepare", {}),
-        "trajectory": trajectory_kind(cfg_method),  # the trajectory component: none, flow or frame
+        "trajectory": trajectory_kind(cfg_method),  # the trajectory component: none, flow, frame or stream
         "git_commit": git_commit(),
     }
     record.update(extra)

@@ -1,5 +1,7 @@
 """AUC of each part of a trajectory-aware run's score (pose, trajectory) and of the ways to join
-them (likelihood sum, standardised sum, standardised max), from the run's checkpoint.
+them (likelihood sum, standardised sum, standardised max), from the run's checkpoint: a run with
+``trajectory=flow``, or GMFC-VAE with its own global stream (``trajectory=stream``, whose score is
+the "likelihood sum" row: pose energy + global energy).
 
     python -m vadflow.trajectory_parts RUN_DIR [RUN_DIR ...] [--data-root D] [--cache-dir C]
 
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from vadflow import scoring
+from vadflow.build import trajectory_kind
 from vadflow.checkpoint import load_method, read_checkpoint
 from vadflow.config import datamodule_kwargs, default_path
 from vadflow.data.datamodule import PoseDataModule
@@ -41,9 +44,13 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     for run in map(Path, args.runs):
         ckpt = read_checkpoint(run / "model.ckpt")
-        ckpt["method"]["model"].update(combine="standardised", normalisation_jacobian=False)  # any build; the weights are the same
+        wrapped = trajectory_kind(ckpt["method"]) == "flow"
+        if wrapped:
+            ckpt["method"]["model"].update(combine="standardised", normalisation_jacobian=False)  # any build; the weights are the same
         method, _ = load_method(ckpt)
-        method.combine = "likelihood"  # raw parts (pose score, trajectory NLL): each score below is built from them here
+        if wrapped:
+            method.combine = "likelihood"  # raw parts (pose score, trajectory NLL): each score below is built from them here
+        method.eval()
         dm = PoseDataModule(**datamodule_kwargs(ckpt["dataset"], {"data_root": args.data_root, "cache_dir": args.cache_dir}),
                             trajectory_features=True)
         dm.setup("test")

@@ -9,7 +9,8 @@ and scores a window by both. Which score, exactly (``combine``):
   (traj - mu_t) / sd_t)``, where ``pose`` is the method's own score and ``traj`` the trajectory
   flow's exact NLL. A window is as anomalous as its more unusual part, so a weak part cannot
   dilute a strong one. The statistics are fitted after training (``fit_statistics``), from
-  training windows only.
+  training windows only, or with ``statistics=held_out`` from normal training clips held out of
+  training (``dataset.val_fraction``).
 * ``standardised``: the same z-scores, summed.
 
   Chosen on synthetic data (STG-NF, 3 seeds, ``experiments/logs/trajectory_combine_synthetic.log``;
@@ -45,6 +46,10 @@ from vadflow.nn.trajectory import TrajectoryFlow, bits_per_pose_dim
 COMBINE_RULES = ("max", "standardised", "likelihood")
 DEFAULT_COMBINE = "max"
 STANDARDISED_RULES = ("max", "standardised")  # rules on the parts' training z-scores
+# where the parts' means and stds come from: the training windows, or whole normal training clips held
+# out of training (dataset.val_fraction), on which a part that fits its training windows too closely
+# spreads as it does on unseen normal data
+STATISTICS_SPLITS = ("training", "held_out")
 
 
 class TrajectoryAware(PoseWrapper):
@@ -52,8 +57,13 @@ class TrajectoryAware(PoseWrapper):
     not_forwarded = ("trajectory",)
 
     def __init__(self, pose: nn.Module, trajectory: TrajectoryFlow, combine: str = DEFAULT_COMBINE, normalisation_jacobian: bool = False,
-                 seg_len: int | None = None):
+                 seg_len: int | None = None, statistics: str = "training"):
         super().__init__()
+        if statistics not in STATISTICS_SPLITS:
+            raise ValueError(f"trajectory statistics must be one of {STATISTICS_SPLITS}, got {statistics!r}")
+        if statistics != "training" and combine not in STANDARDISED_RULES:
+            raise ValueError(f"trajectory.statistics={statistics} standardises the parts: it needs combine=max or standardised")
+        self.statistics_split = statistics
         if combine not in COMBINE_RULES:
             raise ValueError(f"trajectory combine must be one of {COMBINE_RULES}, got {combine!r}")
         if combine == "likelihood" and getattr(pose, "score_unit", None) != "bits/dim":
