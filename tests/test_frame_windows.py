@@ -171,8 +171,26 @@ def test_every_method_trains_and_scores_in_frame_coordinates(name):
         model.fit_statistics([batch])
     score = model.eval().score(batch)
     assert score.shape == (16,) and torch.isfinite(score).all()
-    with pytest.raises(AttributeError):
-        model.score_parts  # noqa: B018 - a pose model's batch-taking methods are not reachable around in_frame
+    parts = model.score_parts(batch)
+    torch.testing.assert_close(model.combine_parts(parts), score)  # the explanation's parts sum to the score
+    for name in FrameWindows.not_forwarded:  # a pose model's batch-taking methods are not reachable around in_frame
+        if hasattr(model.pose, name):
+            with pytest.raises(AttributeError):
+                getattr(model, name)
+
+
+def test_the_trajectory_part_is_what_place_and_size_add():
+    """A window at its camera's usual place and size has no trajectory part; the same window moved
+    and enlarged keeps its pose part and only its trajectory part changes."""
+    kp, vis = walker(n_rows=30)
+    builder = builder_of(kp, np.ones_like(vis), 24)
+    model = fitted(FrameWindows(METHODS["stgnf"](seg_len=24)), builder, [0]).eval()
+    moved = builder_of(kp * 1.5 + 40, np.ones_like(vis), 24)
+    with torch.no_grad():
+        usual, odd = model.score_parts(builder.batch(torch.tensor([0]))), model.score_parts(moved.batch(torch.tensor([0])))
+    assert usual["trajectory"].abs().item() < 1e-4  # the only training window is the median: x_c is x
+    torch.testing.assert_close(odd["pose"], usual["pose"], atol=1e-4, rtol=1e-4)  # same shape, same motion in body heights
+    assert abs(odd["trajectory"].item()) > 1e-2
 
 
 def test_a_batch_without_the_normalisation_parameters_or_an_unfitted_reference_is_refused():

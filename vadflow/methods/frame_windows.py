@@ -29,6 +29,11 @@ person's place is not modelled, their size and motion are. GMFC-VAE's two stream
 coordinates: its appearance stream's mixture prior and sample energy model where and how big, its
 motion stream how fast (camera units per frame).
 
+Which part drove an alarm (``score_parts``; ``vadflow-score`` writes and plots it per frame): one
+density has no separate global term, so the split is a counterfactual. The pose part is the score
+of the same window at its camera's usual place and size, the trajectory part what its actual place
+and size add.
+
 The horizontal flip of training augmentation acts on the normalised window, so in camera
 coordinates it mirrors the person about their own centre and keeps their place in the scene.
 Batches carry the normalisation's parameters and the camera (``norm``, ``camera``), as the
@@ -48,7 +53,7 @@ REFERENCES = ("camera", "person")  # what a window's coordinates are measured fr
 
 class FrameWindows(PoseWrapper):
     needs_trajectory = True  # batches carry norm (the normalisation's parameters) and camera
-    not_forwarded = ("score_parts", "components", "window_nll", "nll")  # batch-taking: would skip in_frame
+    not_forwarded = ("components", "window_nll", "nll")  # batch-taking: would skip in_frame
 
     def __init__(self, pose: nn.Module, reference: str = "camera", n_cameras: int = CAMERA_SLOTS, seg_len: int | None = None):
         super().__init__()
@@ -109,6 +114,20 @@ class FrameWindows(PoseWrapper):
 
     def score(self, batch: dict) -> torch.Tensor:
         return self.pose.score(self.in_frame(batch))
+
+    def score_parts(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Which part drove the score, by a counterfactual: ``pose`` is the score of the same window
+        moved to its camera's usual place and scaled to its usual size (in camera coordinates, the
+        normalised window itself: its shape, its motion in body heights), ``trajectory`` what the
+        window's actual place and size add to that (the score minus ``pose``; negative where they
+        are more usual than the camera's median). The parts sum to the score. With
+        ``reference=person`` the place is the person's own, so ``trajectory`` is the size's part."""
+        score = self.score(batch)
+        usual = self.pose.score({**self.in_frame(batch), "x": batch["x"]})
+        return {"pose": usual, "trajectory": score - usual}
+
+    def combine_parts(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        return parts["pose"] + parts["trajectory"]
 
     def score_map(self, batch: dict, *args, **kwargs) -> torch.Tensor:
         return self.pose.score_map(self.in_frame(batch), *args, **kwargs)
