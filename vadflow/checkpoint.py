@@ -39,14 +39,16 @@ def save_checkpoint(path, method: torch.nn.Module, method_cfg: dict, dataset_cfg
 
 
 def resolve_checkpoint(name) -> Path:
-    """A checkpoint file, or a shipped model by name (``stgnf``: ``pretrained/stgnf_hr_shanghaitech.ckpt``)."""
+    """A checkpoint file, or a shipped model by name: the file's name without ``.ckpt``
+    (``gmfcvae_hr_shanghaitech_stream``), or the method alone for its HR-ShanghaiTech model without a
+    trajectory component (``stgnf``: ``pretrained/stgnf_hr_shanghaitech.ckpt``)."""
     path = Path(name)
     if path.is_file():
         return path
-    shipped = PRETRAINED_DIR / f"{name}_hr_shanghaitech.ckpt"
-    if shipped.is_file():
-        return shipped
-    known = sorted(p.name.split("_hr_")[0] for p in PRETRAINED_DIR.glob("*.ckpt"))
+    for shipped in (PRETRAINED_DIR / f"{name}.ckpt", PRETRAINED_DIR / f"{name}_hr_shanghaitech.ckpt"):
+        if shipped.is_file() and "/" not in str(name):
+            return shipped
+    known = sorted(p.stem for p in PRETRAINED_DIR.glob("*.ckpt"))
     raise DataError(f"{name}: checkpoint not found (a file, or a shipped model: {', '.join(known)})")
 
 
