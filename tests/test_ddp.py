@@ -79,3 +79,25 @@ def test_two_process_training_in_camera_coordinates_uses_the_reference_fitted_be
     for key in ("centre", "size", "seen"):
         assert torch.equal(state[key], getattr(again, key)), key
     assert state["seen"][0]
+
+
+def test_two_process_training_with_gmfcvaes_global_stream_uses_the_reference_fitted_before_the_spawn(tiny_overrides, tmp_path):
+    """trajectory=stream: GMFC-VAE's box-feature references are fitted in the launching process, the
+    spawned ranks train with them, and the checkpoint holds exactly what fitting again gives."""
+    import torch
+
+    from vadflow.config import datamodule_kwargs, to_plain
+    from vadflow.data.datamodule import PoseDataModule
+    from vadflow.methods.gmfcvae import GMFCVAE
+
+    cfg = compose("train", tiny_overrides + ["method=gmfcvae", "trainer=ddp_cpu", "trajectory=stream", "calibrate=false"])
+    record = run_training(cfg)
+    assert record["world_size"] == 2 and record["trajectory"] == "stream"
+    assert record["auc"] == pytest.approx(saved_auc(tmp_path / "run", cfg), abs=1e-12)
+    state = torch.load(tmp_path / "run" / "model.ckpt", weights_only=True)["state_dict"]
+    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths)), trajectory_features=True)
+    dm.setup()
+    again = GMFCVAE(seg_len=cfg.dataset.seg_len, streams=("appearance", "global"))
+    again.fit_reference(dm.statistics_dataloader())
+    for key in ("box_centre", "box_scale", "seen"):
+        assert torch.equal(state[key], getattr(again, key)), key
