@@ -44,14 +44,14 @@ def build(c: dict):
 def batch_of(n: int = 6, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     return {"x": torch.randn(n, 2, SEG_LEN, 18, generator=g), "vis": torch.rand(n, SEG_LEN, 18, generator=g) > 0.2,
-            "index": torch.arange(n)}
+            "index": torch.arange(n), "camera": torch.randint(1, 4, (n,), generator=g)}
 
 
 def test_the_registry_covers_every_head_backbone_and_conditioner():
     assert len(ALLOWED_COMBINATIONS) >= 20
     assert {c["backbone"] for c in ALLOWED_COMBINATIONS if c["head"] == "flow"} == {"stgcn", "dual_attention", "dual_space"}
     assert {c["backbone"] for c in ALLOWED_COMBINATIONS if c["head"] == "vae"} == {"st_conv", "stgcn"}
-    assert {"vq_tokens", "none"} == {c["conditioner"] for c in ALLOWED_COMBINATIONS}
+    assert {"vq_tokens", "camera", "none"} == {c["conditioner"] for c in ALLOWED_COMBINATIONS}
 
 
 @pytest.mark.parametrize("combo", ALLOWED_COMBINATIONS, ids=combo_id)
@@ -60,7 +60,7 @@ def test_allowed_combination_honours_the_contract(combo):
     model = build(combo)
     assert model.backbone_name == combo["backbone"]
     if combo["head"] == "flow":
-        assert (model.conditioner is not None) == (combo["conditioner"] == "vq_tokens")
+        assert (model.conditioner is not None) == (combo["conditioner"] != "none")
     batch = batch_of()
     # loss: finite, and it reaches every trainable parameter
     model.train()
@@ -92,8 +92,9 @@ def test_flow_log_determinant_is_exact(combo):
     model.train()
     model.loss(batch_of(32, seed=1))  # ActNorm's data-dependent init and BatchNorm statistics
     model = model.double().eval()
-    x = batch_of(1, seed=2)["x"].double()
-    cond = model.conditioner.score_terms(x)[0] if model.conditioner is not None else None
+    batch = batch_of(1, seed=2)
+    x = batch["x"].double()
+    cond = model.score_condition({**batch, "x": x})[0] if model.conditioner is not None else None
     jac = torch.autograd.functional.jacobian(lambda v: model.flow(v.view_as(x), cond)[0].flatten(), x.flatten(), vectorize=True)
     sign, logabsdet = torch.linalg.slogdet(jac)
     _, logdet = model.flow(x, cond)

@@ -26,7 +26,7 @@ def _allowed() -> list[dict]:
     """Every head x backbone x conditioner x loss that builds and trains (``tests/test_composition.py``
     holds each to the method contract); anything else is refused when it is built, in one line."""
     flows = [dict(head="flow", backbone=b, conditioner=c, loss=l)
-             for b in ("stgcn", "dual_attention", "dual_space") for c in ("none", "vq_tokens")
+             for b in ("stgcn", "dual_attention", "dual_space") for c in ("none", "vq_tokens", "camera")
              for l in ("nll", "awam") + (("vq",) if c == "vq_tokens" else ())]
     vaes = [dict(head="vae", backbone=b, conditioner="none", loss=l) for b in ("st_conv", "stgcn") for l in ("nll", "awam", "gmm_energy")]
     return flows + vaes
@@ -37,7 +37,8 @@ ALLOWED_COMBINATIONS = _allowed()
 
 def needs_trajectory(method) -> bool:
     """Whether a method's batches must carry the box trajectory and camera (``traj``, ``norm``,
-    ``camera``): it says so itself (the trajectory-aware wrapper, the body-height baseline)."""
+    ``camera``): it says so itself (the trajectory components, a camera-conditioned flow, the
+    body-height baseline)."""
     return bool(getattr(method, "needs_trajectory", False))
 
 __all__ = ["ALLOWED_COMBINATIONS", "BASELINES", "METHODS", "needs_trajectory", "BodyHeight", "CentreSpeed", "DAFlow", "DSNF", "GMFCVAE", "MSGFlow", "STGNF"]

@@ -67,7 +67,7 @@ class PoseFlow(nn.Module):
         # the method's default term weights; a loss config's weights override them (and may only
         # name terms in loss_terms(): vadflow.losses.check_terms)
         self.term_weights = {**getattr(self.conditioner, "default_weights", {}), **{k: float(v) for k, v in (term_weights or {}).items()}}
-        if self.conditioner is not None:  # score standardisation: [token_nll, flow nll] over the training windows
+        if self.has_token_part:  # score standardisation: [token_nll, flow nll] over the training windows
             self.score_unit = "standardised"
             self.register_buffer("stat_mean", torch.zeros(2))
             self.register_buffer("stat_std", torch.ones(2))
@@ -76,6 +76,28 @@ class PoseFlow(nn.Module):
 
     def loss_terms(self) -> set[str]:
         return {"nll"} | (self.conditioner.loss_terms() if self.conditioner is not None else set())
+
+    @property
+    def has_token_part(self) -> bool:
+        """A conditioner with a score of its own (MSG-Flow's token NLL), standardised and joined to the flow's."""
+        return self.conditioner is not None and getattr(self.conditioner, "has_token_part", True)
+
+    @property
+    def needs_trajectory(self) -> bool:
+        """A camera-conditioned flow reads each window's camera from the batch."""
+        return bool(getattr(self.conditioner, "reads_batch", False))
+
+    def train_condition(self, batch: dict) -> tuple[torch.Tensor | None, dict, dict]:
+        """(condition, the conditioner's loss terms, logged extras) of a training batch."""
+        if getattr(self.conditioner, "reads_batch", False):
+            return self.conditioner.train_terms(batch)
+        return self.conditioner.train_terms(batch["x"], batch.get("vis"))
+
+    def score_condition(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(condition, the conditioner's own score per window or None) of a batch, no update."""
+        if getattr(self.conditioner, "reads_batch", False):
+            return self.conditioner.score_terms(batch)
+        return self.conditioner.score_terms(batch["x"])
 
     # -- the flow -------------------------------------------------------------------------
     def nll(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,7 +113,7 @@ class PoseFlow(nn.Module):
     def score_map(self, batch: dict, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Each frame's and joint's share of the flow NLL, (B, T, V) bits per dimension (fp32)."""
         if cond is None and self.conditioner is not None:
-            cond, _ = self.conditioner.score_terms(batch["x"])
+            cond, _ = self.score_condition(batch)
         z, logdet_map = self.flow(batch["x"], cond, per_location=True)
         return nll_bits_map(z, logdet_map, self.R)
 
@@ -101,7 +123,7 @@ class PoseFlow(nn.Module):
         (imputed joints still feed the coupling networks as context)."""
         terms, extras, cond = {}, {}, None
         if self.conditioner is not None:
-            cond, terms, extras = self.conditioner.train_terms(batch["x"], batch.get("vis"))
+            cond, terms, extras = self.train_condition(batch)
         if self.conditioner is None or cond is not None:  # no flow term while a staged conditioner trains alone
             terms["nll"] = self.window_nll(batch, self.train_visible_only, cond)
         out = {"loss": self.objective(terms, batch, defaults=self.term_weights)}
@@ -111,23 +133,26 @@ class PoseFlow(nn.Module):
 
     def components(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """With a conditioner: per-window (token NLL in nats/token, flow NLL in bits/dim), fp32."""
-        cond, token_nll = self.conditioner.score_terms(batch["x"])
+        cond, token_nll = self.score_condition(batch)
         return token_nll, self.window_nll(batch, self.score_visible_only, cond)
 
     def score(self, batch: dict) -> torch.Tensor:
         """The window's NLL (official STG-NF), or with ``score_visible_only`` the mean of its
         per-location NLL over detected joints only: imputed joints are interpolations, and how
         likely the flow finds them says more about the imputation than about the person. With a
-        conditioner: ``w_tok * (token_nll - mu) / sd + w_flow * (nll - mu) / sd``."""
+        conditioner that scores too (MSG-Flow's tokens): ``w_tok * (token_nll - mu) / sd + w_flow *
+        (nll - mu) / sd``; with one that only conditions (the camera), the conditional NLL."""
         if self.conditioner is None:
             return self.window_nll(batch, self.score_visible_only)
+        if not self.has_token_part:
+            return self.window_nll(batch, self.score_visible_only, self.score_condition(batch)[0])
         u = (torch.stack(self.components(batch), 1).float() - self.stat_mean) / self.stat_std
         return self.conditioner.score_token_weight * u[:, 0] + self.conditioner.score_flow_weight * u[:, 1]
 
     @torch.no_grad()
     def fit_statistics(self, loader) -> None:
-        """With a conditioner: mean and std of token NLL and flow NLL over the training windows."""
-        if self.conditioner is None:
+        """With a token conditioner: mean and std of token NLL and flow NLL over the training windows."""
+        if not self.has_token_part:
             return
         mean, std = training_mean_std(self, loader, lambda b: torch.stack(self.components(b), 1), self.stat_mean.device)
         self.stat_mean.copy_(mean)
