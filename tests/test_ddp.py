@@ -58,46 +58,37 @@ def test_two_process_training_runs_every_method_end_to_end(method, tiny_override
     assert metrics["n_windows"] == record["n_windows"]
 
 
-def test_two_process_training_in_camera_coordinates_uses_the_reference_fitted_before_the_spawn(tiny_overrides, tmp_path):
-    """trajectory=frame fits each camera's reference in the launching process; the spawned ranks
-    train with it and the checkpoint holds it, equal to fitting it again on the same windows."""
+def fitted_again(kind: str, seg_len: int, loader):
+    """A fresh model of the kind with only its references fitted on ``loader`` (kind: the trajectory option)."""
     import torch
 
-    from vadflow.config import datamodule_kwargs, to_plain
-    from vadflow.data.datamodule import PoseDataModule
     from vadflow.methods.frame_windows import FrameWindows
-
-    cfg = compose("train", tiny_overrides + ["trainer=ddp_cpu", "trajectory=frame", "calibrate=false"])
-    record = run_training(cfg)
-    assert record["world_size"] == 2 and record["trajectory"] == "frame"
-    assert record["auc"] == pytest.approx(saved_auc(tmp_path / "run", cfg), abs=1e-12)
-    state = torch.load(tmp_path / "run" / "model.ckpt", weights_only=True)["state_dict"]
-    dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths)), trajectory_features=True)
-    dm.setup()
-    again = FrameWindows(torch.nn.Module())
-    again.fit_reference(dm.statistics_dataloader())
-    for key in ("centre", "size", "seen"):
-        assert torch.equal(state[key], getattr(again, key)), key
-    assert state["seen"][0]
-
-
-def test_two_process_training_with_gmfcvaes_global_stream_uses_the_reference_fitted_before_the_spawn(tiny_overrides, tmp_path):
-    """trajectory=stream: GMFC-VAE's box-feature references are fitted in the launching process, the
-    spawned ranks train with them, and the checkpoint holds exactly what fitting again gives."""
-    import torch
-
-    from vadflow.config import datamodule_kwargs, to_plain
-    from vadflow.data.datamodule import PoseDataModule
     from vadflow.methods.gmfcvae import GMFCVAE
 
-    cfg = compose("train", tiny_overrides + ["method=gmfcvae", "trainer=ddp_cpu", "trajectory=stream", "calibrate=false"])
+    model = FrameWindows(torch.nn.Module()) if kind == "frame" else GMFCVAE(seg_len=seg_len, streams=("appearance", "global"))
+    model.fit_reference(loader)
+    return model
+
+
+@pytest.mark.parametrize("kind, method, keys", [("frame", "stgnf", ("centre", "size", "seen")),
+                                                ("stream", "gmfcvae", ("box_centre", "box_scale", "seen"))])
+def test_two_process_training_uses_the_reference_fitted_before_the_spawn(kind, method, keys, tiny_overrides, tmp_path):
+    """trajectory=frame (each camera's place and size) and trajectory=stream (GMFC-VAE's box-feature
+    references) fit their references in the launching process; the spawned ranks train with them and
+    the checkpoint holds them, equal to fitting them again on the same windows."""
+    import torch
+
+    from vadflow.config import datamodule_kwargs, to_plain
+    from vadflow.data.datamodule import PoseDataModule
+
+    cfg = compose("train", tiny_overrides + [f"method={method}", "trainer=ddp_cpu", f"trajectory={kind}", "calibrate=false"])
     record = run_training(cfg)
-    assert record["world_size"] == 2 and record["trajectory"] == "stream"
+    assert record["world_size"] == 2 and record["trajectory"] == kind
     assert record["auc"] == pytest.approx(saved_auc(tmp_path / "run", cfg), abs=1e-12)
     state = torch.load(tmp_path / "run" / "model.ckpt", weights_only=True)["state_dict"]
     dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths)), trajectory_features=True)
     dm.setup()
-    again = GMFCVAE(seg_len=cfg.dataset.seg_len, streams=("appearance", "global"))
-    again.fit_reference(dm.statistics_dataloader())
-    for key in ("box_centre", "box_scale", "seen"):
+    again = fitted_again(kind, cfg.dataset.seg_len, dm.statistics_dataloader())
+    for key in keys:
         assert torch.equal(state[key], getattr(again, key)), key
+    assert state["seen"][0]
