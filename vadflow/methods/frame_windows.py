@@ -47,6 +47,7 @@ from torch import nn
 from vadflow.data.cameras import CAMERA_SLOTS
 from vadflow.data.types import DataError
 from vadflow.methods.pose_wrapper import PoseWrapper
+from vadflow.nn.camera import camera_rows
 
 REFERENCES = ("camera", "person")  # what a window's coordinates are measured from: its camera's usual place, or its own centre
 
@@ -82,7 +83,7 @@ class FrameWindows(PoseWrapper):
                             "shorter than a window)")
         norm, camera = torch.cat(norms), torch.cat(cameras)
         self.seen.zero_()
-        for slot, rows in [(0, slice(None))] + [(int(c), camera == c) for c in camera.unique() if int(c) != 0]:
+        for slot, rows in camera_rows(camera):
             self.centre[slot] = norm[rows, :2].quantile(0.5, dim=0).to(self.centre)
             self.size[slot] = norm[rows, 2].exp().quantile(0.5).to(self.size)
             self.seen[slot] = True
@@ -122,9 +123,9 @@ class FrameWindows(PoseWrapper):
         window's actual place and size add to that (the score minus ``pose``; negative where they
         are more usual than the camera's median). The parts sum to the score. With
         ``reference=person`` the place is the person's own, so ``trajectory`` is the size's part."""
-        score = self.score(batch)
-        usual = self.pose.score({**self.in_frame(batch), "x": batch["x"]})
-        return {"pose": usual, "trajectory": score - usual}
+        framed = self.in_frame(batch)
+        usual = self.pose.score({**framed, "x": batch["x"]})
+        return {"pose": usual, "trajectory": self.pose.score(framed) - usual}
 
     def combine_parts(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         return parts["pose"] + parts["trajectory"]

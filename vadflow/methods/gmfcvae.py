@@ -78,6 +78,7 @@ from vadflow.losses import MeanNLL
 from vadflow.nn.backbones import STConv as STConvBackbone
 from vadflow.nn.backbones import STConvBlock as STConv
 from vadflow.nn.backbones import conv1x1
+from vadflow.nn.camera import camera_rows, camera_slots
 from vadflow.nn.flow import training_mean_std
 from vadflow.nn.graph import uniform_adjacency
 
@@ -292,9 +293,7 @@ class GMFCVAE(nn.Module):
             raise DataError("gmfcvae global stream: no training window to fit the camera references on")
         feat, camera = torch.cat(feats), torch.cat(cameras)
         self.seen.zero_()
-        cams, counts = camera.unique(return_counts=True)
-        own = [int(c) for c, n in zip(cams, counts) if int(c) != 0 and n >= MIN_CAMERA_WINDOWS]
-        for slot, rows in [(0, slice(None))] + [(c, camera == c) for c in own]:
+        for slot, rows in camera_rows(camera, MIN_CAMERA_WINDOWS):
             q = feat[rows].quantile(torch.tensor([0.25, 0.5, 0.75], dtype=feat.dtype), dim=0)
             self.box_centre[slot] = q[1].to(self.box_centre)
             self.box_scale[slot] = ((q[2] - q[0]) / 1.349).clamp_min(1e-3).to(self.box_scale)
@@ -311,12 +310,8 @@ class GMFCVAE(nn.Module):
         self._check_trajectory(batch)
         if not bool(self.seen[0]):
             raise RuntimeError("gmfcvae global stream: fit_reference(training windows) must run before training or scoring")
-        camera = batch["camera"].long()
-        ref = torch.where(self.seen[camera], camera, torch.zeros_like(camera))
-        if not self.training:
-            return ref, ref
-        drop = torch.rand(ref.shape, device=ref.device) < self.camera_dropout
-        return ref, torch.where(drop, torch.zeros_like(ref), ref)
+        ref = camera_slots(batch["camera"], self.seen)
+        return ref, camera_slots(batch["camera"], self.seen, self.camera_dropout, self.training)
 
     # -- inputs -------------------------------------------------------------------------
     def stream_inputs(self, batch: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

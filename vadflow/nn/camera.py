@@ -20,6 +20,26 @@ from torch import nn
 from vadflow.data.cameras import CAMERA_SLOTS
 
 
+def camera_slots(camera: torch.Tensor, seen: torch.Tensor, dropout: float = 0.0, training: bool = False) -> torch.Tensor:
+    """The slot each window's camera is looked up in (B,): its own if it was seen in training,
+    else 0 ("camera unknown"); in training, also 0 on a ``dropout`` share of windows, so slot 0
+    learns the camera-free density that scores unseen cameras."""
+    camera = camera.long()
+    known = torch.where(seen[camera], camera, torch.zeros_like(camera))
+    if not training:
+        return known
+    drop = torch.rand(camera.shape, device=camera.device) < dropout
+    return torch.where(drop, torch.zeros_like(known), known)
+
+
+def camera_rows(camera: torch.Tensor, min_windows: int = 1) -> list[tuple[int, torch.Tensor | slice]]:
+    """(slot, rows) of the windows each camera reference is fitted on: slot 0 with every window,
+    then each camera with at least ``min_windows`` windows (fewer: it keeps slot 0's reference)."""
+    cams, counts = camera.unique(return_counts=True)
+    own = [int(c) for c, n in zip(cams, counts) if int(c) != 0 and n >= min_windows]
+    return [(0, slice(None))] + [(c, camera == c) for c in own]
+
+
 class CameraCondition(nn.Module):
     reads_batch = True  # the condition comes from the batch's camera, not from x
     has_token_part = False  # no score of its own: the flow's NLL is the score
@@ -45,11 +65,7 @@ class CameraCondition(nn.Module):
         camera = batch["camera"].long()
         if self.training:
             self.seen[camera] = True
-            drop = torch.rand(camera.shape, device=camera.device) < self.camera_dropout
-            camera = torch.where(drop, torch.zeros_like(camera), camera)
-        else:
-            camera = torch.where(self.seen[camera], camera, torch.zeros_like(camera))
-        return self.embedding(camera)[..., None, None].to(batch["x"].dtype)
+        return self.embedding(camera_slots(camera, self.seen, self.camera_dropout, self.training))[..., None, None].to(batch["x"].dtype)
 
     def train_terms(self, batch: dict) -> tuple[torch.Tensor, dict, dict]:
         return self.condition(batch), {}, {}

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from vadflow.data.cameras import CAMERA_SLOTS
+from vadflow.nn.camera import camera_slots
 from vadflow.nn.flow import Flow, FlowStep, gaussian_log_prob
 
 N_TRAJECTORY = 4  # per-frame box features: centre x, centre y, log width, log height
@@ -109,11 +110,7 @@ class TrajectoryFlow(nn.Module):
         camera = camera.long()
         if self.training:
             self.seen[camera] = True
-            drop = torch.rand(camera.shape, device=camera.device) < self.camera_dropout
-            camera = torch.where(drop, torch.zeros_like(camera), camera)
-        else:
-            camera = torch.where(self.seen[camera], camera, torch.zeros_like(camera))
-        return self.camera(camera)
+        return self.camera(camera_slots(camera, self.seen, self.camera_dropout, self.training))
 
     def nll(self, batch: dict) -> torch.Tensor:
         """(B,) NLL of the window's trajectory vector in nats (fp32)."""
