@@ -319,3 +319,21 @@ def test_held_out_statistics_come_from_the_held_out_clips_not_the_training_windo
     for loader, same in ((dm.val_dataloader(), True), (dm.statistics_dataloader(), False)):
         mean, std = training_mean_std(model, loader, columns, torch.device("cpu"))
         assert torch.allclose(model.part_mean, mean, atol=1e-5) == same and torch.allclose(model.part_std, std, atol=1e-5) == same
+
+
+def test_camera_z_scores_each_camera_against_its_own_training_windows():
+    """trajectory_parts' per-camera standardisation: a camera with enough training windows uses its
+    own mean and std, a rare or unseen one the pooled statistics."""
+    import numpy as np
+
+    from vadflow.trajectory_parts import camera_z
+
+    train = np.r_[np.full(40, 1.0), np.full(40, 3.0), [100.0] * 2]
+    train[:20] += 1.0  # camera 1: 20 x 2 and 20 x 1 -> mean 1.5, std 0.5
+    train_cams = np.r_[np.full(40, 1), np.full(40, 2), [3, 3]]  # camera 2 constant; camera 3 rare
+    values, cams = np.array([2.5, 3.0, 100.0, 5.0]), np.array([1, 2, 3, 4])
+    z = camera_z(values, cams, train, train_cams, min_windows=32)
+    assert z[0] == pytest.approx((2.5 - 1.5) / 0.5)
+    assert z[1] == pytest.approx(0.0)  # std 0 is floored, the mean is its own
+    pooled = (np.array([100.0, 5.0]) - train.mean()) / train.std()
+    np.testing.assert_allclose(z[2:], pooled)  # rare camera 3 and unseen camera 4

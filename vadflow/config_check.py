@@ -87,6 +87,7 @@ def check_choice(value, allowed, key: str) -> None:
 
 def check_dataset(ds: dict, path: str = "dataset") -> None:
     from vadflow.data.datamodule import PoseDataModule
+    from vadflow.data.injected import check_selection
     from vadflow.data.synthetic import generate_synthetic
     from vadflow.scoring import PROTOCOLS
 
@@ -95,6 +96,7 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
     for key, allowed in DATASET_CHOICES.items():
         if key in ds:
             check_choice(ds[key], allowed, f"{path}.{key}")
+    check_selection(ds.get("selection"), ds.get("val_fraction"), ds.get("contamination"), ds.get("selection_kinds"))
     for key, value in DATASET_LAYOUT.items():
         if key in ds and ds[key] != value:
             raise ConfigError(f"{path}.{key}={ds[key]}: every reader writes OpenPose-18 (x, y) windows, so {key} must be {value}")

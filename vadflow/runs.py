@@ -111,7 +111,8 @@ def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: d
     head = results[0]
     record = {
         "method": cfg_method["name"],
-        "dataset": dataset_cfg["name"],
+        # a selection set is never read as the test set: its name says which it is
+        "dataset": dataset_cfg["name"] + (f":{dataset_cfg['selection']}" if dataset_cfg.get("selection") else ""),
         "protocol": head["protocol"],
         "smoothing": head["smoothing"],
         "seed": seed,

@@ -25,14 +25,27 @@ from vadflow.data.datamodule import PoseDataModule
 
 
 def parts_of(method, loader) -> dict[str, np.ndarray]:
-    out: dict[str, list] = {"index": [], "pose": [], "trajectory": []}
+    out: dict[str, list] = {"index": [], "camera": [], "pose": [], "trajectory": []}
     with torch.no_grad():
         for batch in loader:
             parts = method.score_parts(batch)
             out["index"].append(batch["index"].numpy())
+            out["camera"].append(batch["camera"].numpy())
             for key in ("pose", "trajectory"):
                 out[key].append(parts[key].double().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def camera_z(values: np.ndarray, cameras: np.ndarray, train: np.ndarray, train_cameras: np.ndarray, min_windows: int = 32) -> np.ndarray:
+    """Each value as a z-score against its camera's training windows (all of them for a camera
+    with fewer than ``min_windows``)."""
+    out = (values - train.mean()) / train.std()
+    for cam in np.unique(cameras):
+        ref = train[train_cameras == cam]
+        if len(ref) >= min_windows:
+            rows = cameras == cam
+            out[rows] = (values[rows] - ref.mean()) / max(ref.std(), 1e-6)
+    return out
 
 
 def main(argv=None) -> None:
@@ -56,12 +69,15 @@ def main(argv=None) -> None:
         dm.setup("test")
         test, train = parts_of(method, dm.test_dataloader()), parts_of(method, dm.statistics_dataloader(20_000))
         z = lambda key, split: (split[key] - train[key].mean()) / train[key].std()  # noqa: E731
+        zc = lambda key, split: camera_z(split[key], split["camera"], train[key], train["camera"])  # noqa: E731
         scores = {
             "pose": (test["pose"], train["pose"]),
             "trajectory": (test["trajectory"], train["trajectory"]),
             "likelihood sum": (test["pose"] + test["trajectory"], train["pose"] + train["trajectory"]),
             "standardised sum": (z("pose", test) + z("trajectory", test), z("pose", train) + z("trajectory", train)),
             "standardised max": (np.maximum(z("pose", test), z("trajectory", test)), np.maximum(z("pose", train), z("trajectory", train))),
+            "camera-standardised max": (np.maximum(zc("pose", test), zc("trajectory", test)), np.maximum(zc("pose", train), zc("trajectory", train))),
+            "camera-standardised sum": (zc("pose", test) + zc("trajectory", test), zc("pose", train) + zc("trajectory", train)),
         }
         protocols = scoring.protocols_of(ckpt["dataset"])
         row = {name: {r["protocol"]: round(100 * r["auc"], 1) for r in scoring.evaluate_windows(

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from vadflow.data.cache import load_prepared
 from vadflow.data.cameras import row_camera_slots
 from vadflow.data.prepare_arrays import PreparedSplit
+from vadflow.data.injected import KINDS, check_selection, inject_anomalies
 from vadflow.data.readers import SkipLog
 from vadflow.data.robustness import add_keypoint_noise, contaminate
 from vadflow.data.types import DataError
@@ -84,6 +85,8 @@ class PoseDataModule(L.LightningDataModule):
         contamination_clips: float = 0.5,
         short_tracks: str = "skip",
         short_min_len: int = 8,
+        selection: str | None = None,
+        selection_kinds=None,
         synthetic: dict | None = None,
         fix_train_frame_offset: bool = False,
         strict: bool = False,
@@ -107,6 +110,9 @@ class PoseDataModule(L.LightningDataModule):
         if short_tracks not in ("skip", "reflect", "edge"):
             raise DataError(f"dataset.short_tracks must be skip, reflect or edge, got {short_tracks!r}")
         self.short_tracks, self.short_min_len = short_tracks, int(short_min_len)
+        check_selection(selection, val_fraction, contamination, selection_kinds)
+        self.selection, self.selection_kinds = selection, tuple(selection_kinds or KINDS)
+        self.selection_events: list[dict] = []
         self.held_out_clips: list[str] = []
         self.val_set = None
         self.synthetic = dict(synthetic or {})
@@ -136,14 +142,19 @@ class PoseDataModule(L.LightningDataModule):
             return
         train, test, self.prepare_info = self._load()
         self.test = test
-        if self.full_masks_dir and (Path(self.data_root) / self.full_masks_dir).is_dir():
+        if self.full_masks_dir and not self.selection and (Path(self.data_root) / self.full_masks_dir).is_dir():
             self.masks_for("stgnf_full")  # checks every mask's length against the official labels
         if self.keypoint_noise > 0:  # robustness experiment: a noisier pose estimator
             train = add_keypoint_noise(train, self.keypoint_noise, self.frame_size, seed=0)
             test = add_keypoint_noise(test, self.keypoint_noise, self.frame_size, seed=1)
         use_vis = self.missing_joints == "impute"
         starts = lambda split, stride: window_starts(split.frames, split.track_ptr, self.seg_len, stride, self.max_missing, self.official_quirks)  # noqa: E731
-        train_starts, val_starts = self._hold_out_clips(train, starts(train, self.train_stride))
+        train_starts, val_starts, val_clips = self._hold_out_clips(train, starts(train, self.train_stride))
+        if self.selection == "injected":  # the held-out normal clips with known anomalies replace the test split
+            test, self.selection_events = inject_anomalies(train, val_clips, self.seg_len, self.frame_size, seed=0,
+                                                              kinds=self.selection_kinds)
+            log.info("%s: selection set of %d held-out training clips, %d injected events (%s)", self.name, len(val_clips),
+                     len(self.selection_events), ", ".join(f"{k} {sum(e['kind'] == k for e in self.selection_events)}" for k in KINDS))
         test_windows = ScoringWindows.of_split(test, self.seg_len, self.frame_size, self.test_stride, self.max_missing, self.official_quirks,
                                                self.short_tracks, self.short_min_len, use_vis, self.trajectory_features)
         train_kp, train_vis = train.kp, train.vis
@@ -190,15 +201,16 @@ class PoseDataModule(L.LightningDataModule):
         skips.report(self.name)
         self.prepare_info["skipped"] = {**self.prepare_info.get("skipped", {}), **skips.summary()}
 
-    def _hold_out_clips(self, train: PreparedSplit, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _hold_out_clips(self, train: PreparedSplit, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Whole normal training clips held out for validation (model selection never sees test
-        labels). The choice depends only on the clip list, not on the run's seed."""
+        labels): (training starts, held-out starts, held-out clip indices). The choice depends
+        only on the clip list, not on the run's seed."""
         if self.val_fraction <= 0 or not len(starts):
-            return starts, np.zeros(0, np.int64)
+            return starts, np.zeros(0, np.int64), np.zeros(0, np.int64)
         n_val = max(1, int(round(self.val_fraction * len(train.clips))))
         val_clips = np.random.default_rng(0).permutation(len(train.clips))[:n_val]
         in_val = np.isin(train.clip_of_rows(starts), val_clips)
-        return starts[~in_val], starts[in_val]
+        return starts[~in_val], starts[in_val], val_clips
 
     def val_dataloader(self):
         if self.val_set is None:
@@ -231,7 +243,7 @@ class PoseDataModule(L.LightningDataModule):
     # -- labels --------------------------------------------------------------------------
     def masks_for(self, protocol: str) -> dict[str, np.ndarray]:
         """The labelled clips a protocol evaluates: the dataset's masks, or the full set for stgnf_full."""
-        if protocol != "stgnf_full":
+        if protocol != "stgnf_full" or self.selection:  # the official labels cover the real test clips only
             return self.test.masks
         if not self.full_masks_dir:
             raise DataError(f"{self.name}: the stgnf_full protocol needs dataset.full_masks (a folder of .npy masks)")

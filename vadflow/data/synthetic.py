@@ -282,7 +282,7 @@ _ANOMALIES = {
 }
 
 
-def _event_weight(n: int, start: int, stop: int, ramp_in: int, ramp_out: int) -> np.ndarray:
+def event_weight(n: int, start: int, stop: int, ramp_in: int, ramp_out: int) -> np.ndarray:
     """0 outside [start, stop), smooth (cosine) ramps up and down at the ends, 1 in between."""
     i = np.arange(n)
     rise = np.clip((i - start + 1) / ramp_in, 0.0, 1.0)
@@ -411,7 +411,7 @@ def _apply_event(rng, c: dict, event: _Event, start: int) -> None:
     ramp_out = int(rng.integers(8, 20))
     shrink = min(1.0, (event.stop - event.start) / (ramp_in + ramp_out))  # short events: shorter ramps
     ramp_in, ramp_out = max(1, int(ramp_in * shrink)), max(1, int(ramp_out * shrink))
-    beta = _event_weight(n, event.start - start, event.stop - start, ramp_in, ramp_out)
+    beta = event_weight(n, event.start - start, event.stop - start, ramp_in, ramp_out)
     _ANOMALIES[event.kind](c, beta, np.arange(n) / FPS, rng)
 
 

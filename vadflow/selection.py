@@ -1,0 +1,134 @@
+"""The trajectory component each method gets on each dataset, chosen on the selection set.
+
+A selection experiment (``experiments/selection_injected.yaml``) trains every cell without a held-out
+fifth of the normal training clips and scores it on that fifth with injected anomalies
+(``dataset.selection=injected``, ``vadflow/data/injected.py``). This command scores each of its runs
+twice more, on a set of global events only (close, dash, offpath) and on a set of pose events only
+(flail, fall), into ``RUN/sel_global`` and ``RUN/sel_pose`` (once; later calls read them back),
+then applies the rule, under each dataset's headline protocol, means over seeds:
+
+* a component is **eligible** when it gains on the global set over the same method without one
+  (``none``) and loses at most ``POSE_TOLERANCE`` points on the pose set: position cues are added
+  only where they do not cost the pose model its sensitivity;
+* the eligible component with the highest AUC on the full (mixed) set is chosen; with none
+  eligible, ``none`` stays.
+
+No test label is read. ``<out>/<name>_families.md`` holds the three AUCs of every cell group.
+After the choice, and only to show how it transfers, each line quotes the test AUC of the chosen
+component and of ``none`` from the published result tables (``--test-tables``), where they hold it.
+
+    python -m vadflow.selection --spec experiments/selection_injected.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from vadflow.config import ROOT
+from vadflow.data.injected import GLOBAL_KINDS, POSE_KINDS
+from vadflow.table import write_table
+
+POSE_TOLERANCE = 1.0  # AUC-ROC points a component may cost on pose-only events
+FAMILIES = {"global": GLOBAL_KINDS, "pose": POSE_KINDS}
+BASE = "none"
+
+
+def cell_dirs(spec: dict) -> list[tuple[str, str, str, Path]]:
+    results = ROOT / spec.get("results_dir", "experiments/results/table_runs")
+    return [(m, d, v, results / m / d / v / f"seed{s}") for d in spec["datasets"] for v in spec["variants"]
+            for s in spec["seeds"] for m in spec["methods"]]
+
+
+def headline_auc(metrics_file: Path, protocol: str | None = None) -> tuple[str, float]:
+    m = json.loads(metrics_file.read_text())
+    protocol = protocol or m["protocol"]
+    return protocol, 100 * float(m["protocols"][protocol]["auc"])
+
+
+def family_aucs(run: Path, threads: int) -> dict[str, float]:
+    """The run's headline AUC on the mixed set and on each family's set (rescoring once if needed)."""
+    from vadflow.rescore import rescore_run
+
+    protocol, mixed = headline_auc(run / "metrics.json")
+    out = {"mixed": mixed}
+    for family, kinds in FAMILIES.items():
+        metrics = run / f"sel_{family}" / "metrics.json"
+        if not metrics.is_file():
+            rescore_run(run, f"sel_{family}", [f"selection_kinds=[{','.join(kinds)}]"], [], threads)
+        out[family] = headline_auc(metrics, protocol)[1]
+    return out
+
+
+def choose(groups: dict[str, dict[str, float]]) -> str:
+    """``groups``: variant -> {"mixed", "global", "pose"} mean AUCs of one method on one dataset."""
+    base = groups.get(BASE)
+    if base is None:
+        raise ValueError(f"the selection rule compares every component with {BASE!r}: add that variant to the spec")
+    eligible = [v for v, a in groups.items() if v != BASE and a["global"] > base["global"] and a["pose"] >= base["pose"] - POSE_TOLERANCE]
+    return max(eligible, key=lambda v: groups[v]["mixed"]) if eligible else BASE
+
+
+TEST_TABLES = [f"experiments/results/{n}.csv" for n in ("table", "trajectory", "trajectory_frame", "trajectory_stream")]
+
+
+def test_figures(tables: list[Path]) -> dict[tuple[str, str, str], str]:
+    """(method, dataset, variant) -> the headline AUC-ROC cell ("81.2 ± 1.8 (3 seeds)") of the result tables."""
+    out = {}
+    for table in tables:
+        if not table.is_file():
+            continue
+        with open(table, newline="") as f:
+            for row in csv.DictReader(f):
+                if row["protocol"].endswith("*"):
+                    variant = BASE if row["variant"] == "-" else row["variant"]
+                    out[(row["method"], row["dataset"], variant)] = f"{row['AUC-ROC']} ({len(row['seeds'].split(','))} seeds)"
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spec", default=str(ROOT / "experiments" / "selection_injected.yaml"))
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "results"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--test-tables", nargs="*", default=[str(ROOT / t) for t in TEST_TABLES],
+                    help="result tables quoted after the choice (headline protocol); nothing is chosen on them")
+    args = ap.parse_args(argv)
+    spec = yaml.safe_load(Path(args.spec).read_text())
+    if BASE not in (spec.get("variants") or {}):
+        print(f"vadflow: error: {args.spec}: the selection rule needs a variant named {BASE!r}")
+        return 2
+    per_seed: dict[tuple[str, str, str], list[dict]] = {}
+    for method, dataset, variant, run in cell_dirs(spec):
+        if (run / "metrics.json").is_file():
+            per_seed.setdefault((method, dataset, variant), []).append(family_aucs(run, args.threads))
+    if not per_seed:
+        print(f"vadflow: error: {args.spec}: no cell has run (python -m vadflow.reproduce --spec {args.spec})")
+        return 2
+    means = {k: {s: float(np.mean([r[s] for r in rs])) for s in ("mixed", "global", "pose")} for k, rs in per_seed.items()}
+    rows, choices = [], []
+    for method in spec["methods"]:
+        for dataset in spec["datasets"]:
+            groups = {v: means[(method, dataset, v)] for v in spec["variants"] if (method, dataset, v) in means}
+            if BASE not in groups:
+                continue
+            chosen = choose(groups)
+            quoted = test_figures(list(map(Path, args.test_tables)))
+            test = f" | test, headline protocol: {chosen} {quoted.get((method, dataset, chosen), '-')}"
+            test += "" if chosen == BASE else f", {BASE} {quoted.get((method, dataset, BASE), '-')}"
+            choices.append(f"{method} {dataset}: {chosen}{test}")
+            for v, a in groups.items():
+                n = len(per_seed[(method, dataset, v)])
+                rows.append([method, dataset, v, str(n), *(f"{a[s]:.1f}" for s in ("mixed", "global", "pose")), "chosen" if v == chosen else ""])
+    header = ["method", "dataset", "variant", "seeds", "selection set AUC-ROC", "global events only", "pose events only", "rule"]
+    print(write_table(Path(args.out), f"{spec.get('name', 'selection')}_families", header, rows))
+    print("\n".join(choices))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
