@@ -6,8 +6,8 @@ favour it). This set sits between the two: real poses, real cameras, real detect
 anomalies whose frames are known because they are made here.
 
 ``dataset.selection=injected`` (with ``dataset.val_fraction > 0``) replaces the test split by the
-normal training clips held out of training, in which every other windowable track carries one event
-of 1 to 2 windows, half of them global and half pose:
+normal training clips held out of training, in which half the windowable tracks (drawn at random)
+carry one event of 1 to 2 windows, alternately global and pose:
 
 * global (where, how big, how fast): ``close`` (the body grows 1.8x about its feet: near the
   camera), ``dash`` (the body slides sideways at 0.15 body heights per frame, several times a
