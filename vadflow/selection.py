@@ -111,13 +111,13 @@ def main(argv=None) -> int:
         return 2
     means = {k: {s: float(np.mean([r[s] for r in rs])) for s in ("mixed", "global", "pose")} for k, rs in per_seed.items()}
     rows, choices = [], []
+    quoted = test_figures(list(map(Path, args.test_tables)))
     for method in spec["methods"]:
         for dataset in spec["datasets"]:
             groups = {v: means[(method, dataset, v)] for v in spec["variants"] if (method, dataset, v) in means}
             if BASE not in groups:
                 continue
             chosen = choose(groups)
-            quoted = test_figures(list(map(Path, args.test_tables)))
             test = f" | test, headline protocol: {chosen} {quoted.get((method, dataset, chosen), '-')}"
             test += "" if chosen == BASE else f", {BASE} {quoted.get((method, dataset, BASE), '-')}"
             choices.append(f"{method} {dataset}: {chosen}{test}")

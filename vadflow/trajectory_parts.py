@@ -22,6 +22,7 @@ from vadflow.build import trajectory_kind
 from vadflow.checkpoint import load_method, read_checkpoint
 from vadflow.config import datamodule_kwargs, default_path
 from vadflow.data.datamodule import PoseDataModule
+from vadflow.nn.camera import camera_rows
 
 
 def parts_of(method, loader) -> dict[str, np.ndarray]:
@@ -38,13 +39,11 @@ def parts_of(method, loader) -> dict[str, np.ndarray]:
 
 def camera_z(values: np.ndarray, cameras: np.ndarray, train: np.ndarray, train_cameras: np.ndarray, min_windows: int = 32) -> np.ndarray:
     """Each value as a z-score against its camera's training windows (all of them for a camera
-    with fewer than ``min_windows``)."""
+    with fewer than ``min_windows``, or unseen), split as the camera references are (``camera_rows``)."""
     out = (values - train.mean()) / train.std()
-    for cam in np.unique(cameras):
-        ref = train[train_cameras == cam]
-        if len(ref) >= min_windows:
-            rows = cameras == cam
-            out[rows] = (values[rows] - ref.mean()) / max(ref.std(), 1e-6)
+    for slot, rows in camera_rows(torch.from_numpy(train_cameras), min_windows)[1:]:
+        ref, own = train[rows.numpy()], cameras == slot
+        out[own] = (values[own] - ref.mean()) / max(ref.std(), 1e-6)
     return out
 
 
