@@ -176,6 +176,8 @@ def test_selection_rule_adds_a_component_only_where_it_costs_no_pose_sensitivity
     del spec["variants"]["none"]
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert selection.main(["--spec", str(tmp_path / "spec.yaml")]) == 2
+    assert selection.main(["--spec", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: no such spec file" in capsys.readouterr().out
 
 
 def test_selection_figures_carry_the_set_in_the_dataset_name():

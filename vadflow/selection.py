@@ -98,6 +98,9 @@ def main(argv=None) -> int:
     ap.add_argument("--test-tables", nargs="*", default=[str(ROOT / t) for t in TEST_TABLES],
                     help="result tables quoted after the choice (headline protocol); nothing is chosen on them")
     args = ap.parse_args(argv)
+    if not Path(args.spec).is_file():
+        print(f"vadflow: error: {args.spec}: no such spec file")
+        return 2
     spec = yaml.safe_load(Path(args.spec).read_text())
     if BASE not in (spec.get("variants") or {}):
         print(f"vadflow: error: {args.spec}: the selection rule needs a variant named {BASE!r}")
