@@ -173,6 +173,12 @@ def test_selection_rule_adds_a_component_only_where_it_costs_no_pose_sensitivity
     assert "stgnf a: flow | test, headline protocol: flow 81.2 ± 1.8 (3 seeds), none 73.1 ± 4.8 (3 seeds)" in out
     assert "stgnf b: frame | test, headline protocol: frame - , none -".replace(" ,", ",") in out
     assert "| stgnf | a | frame | 2 | 88.0 | 90.0 | 85.0 |  |" in (tmp_path / "sel_families.md").read_text()
+    assert "| stgnf | a | flow | 81.2 ± 1.8 (3 seeds) | 73.1 ± 4.8 (3 seeds) |" in (tmp_path / "sel_choices.md").read_text()
+    broken = tmp_path / "runs" / "stgnf" / "b" / "flow" / "seed2" / "metrics.json"
+    broken.write_text('{"protocol": "mocodad", "protoc')  # a run killed while writing
+    capsys.readouterr()
+    assert selection.main(["--spec", str(tmp_path / "spec.yaml"), "--out", str(tmp_path)]) == 2
+    assert f"vadflow: error: {broken}: not a vadflow metrics file" in capsys.readouterr().out
     del spec["variants"]["none"]
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert selection.main(["--spec", str(tmp_path / "spec.yaml")]) == 2
@@ -190,3 +196,23 @@ def test_selection_figures_carry_the_set_in_the_dataset_name():
     on_selection = metrics_record(method, {"name": "hr_avenue", "selection": "injected"}, 1, evaluation)
     on_test = metrics_record(method, {"name": "hr_avenue", "selection": None}, 1, evaluation)
     assert (on_selection["dataset"], on_test["dataset"]) == ("hr_avenue:injected", "hr_avenue")
+
+
+@pytest.mark.parametrize("groups, chosen", [
+    # gains on the mixed set, costs nothing on either family: adopted
+    ({"none": (80, 70, 90), "tv": (82, 70.5, 90)}, "tv"),
+    # a setting need not gain on global events (a component must)
+    ({"none": (80, 70, 90), "tv": (82, 69.5, 93)}, "tv"),
+    # gains on the mixed set but costs 1.5 on global events: kept out
+    ({"none": (80, 70, 90), "tv": (82, 68.5, 95)}, "none"),
+    # exactly the tolerance is allowed; a tie on the mixed set is not a gain
+    ({"none": (80, 70, 90), "tv": (81, 69, 89), "tie": (80, 75, 95)}, "tv"),
+    ({"none": (80, 70, 90), "tie": (80, 75, 95)}, "none"),
+])
+def test_selection_rule_for_a_training_setting(groups, chosen):
+    from vadflow.selection import choose, choose_setting
+
+    as_dicts = {v: dict(zip(("mixed", "global", "pose"), a)) for v, a in groups.items()}
+    assert choose_setting(as_dicts) == chosen
+    if set(groups) == {"none", "tv"} and chosen == "tv" and groups["tv"][1] < groups["none"][1]:
+        assert choose(as_dicts) == "none"  # the component rule would refuse it: no global gain

@@ -13,9 +13,15 @@ then applies the rule, under each dataset's headline protocol, means over seeds:
 * the eligible component with the highest AUC on the full (mixed) set is chosen; with none
   eligible, ``none`` stays.
 
+``--rule setting`` chooses a training setting instead (``selection_train_visible.yaml``: the flow's
+training NLL over detected joints only), which is not meant to add position cues: a variant is
+eligible when it gains on the mixed set and loses at most ``POSE_TOLERANCE`` points on neither
+family's set; the highest on the mixed set is chosen, else ``none``.
+
 No test label is read. ``<out>/<name>_families.md`` holds the three AUCs of every cell group.
-After the choice, and only to show how it transfers, each line quotes the test AUC of the chosen
-component and of ``none`` from the published result tables (``--test-tables``), where they hold it.
+After the choice, and only to show how it transfers, ``<out>/<name>_choices.md`` quotes the test
+AUC of the chosen variant and of ``none`` from the published result tables (``--test-tables``),
+where they hold it.
 
     python -m vadflow.selection --spec experiments/selection_injected.yaml
 """
@@ -44,10 +50,17 @@ def cell_dirs(spec: dict) -> list[tuple[str, str, str, Path]]:
             for s in spec["seeds"] for m in spec["methods"]]
 
 
+class BadRun(ValueError):
+    """A run's metrics.json that cannot be read: one line naming the file."""
+
+
 def headline_auc(metrics_file: Path, protocol: str | None = None) -> tuple[str, float]:
-    m = json.loads(metrics_file.read_text())
-    protocol = protocol or m["protocol"]
-    return protocol, 100 * float(m["protocols"][protocol]["auc"])
+    try:
+        m = json.loads(metrics_file.read_text())
+        protocol = protocol or m["protocol"]
+        return protocol, 100 * float(m["protocols"][protocol]["auc"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise BadRun(f"{metrics_file}: not a vadflow metrics file ({type(e).__name__}: {e}); delete the run and train it again") from None
 
 
 def family_aucs(run: Path, threads: int) -> dict[str, float]:
@@ -73,7 +86,18 @@ def choose(groups: dict[str, dict[str, float]]) -> str:
     return max(eligible, key=lambda v: groups[v]["mixed"]) if eligible else BASE
 
 
-TEST_TABLES = [f"experiments/results/{n}.csv" for n in ("table", "trajectory", "trajectory_frame", "trajectory_stream")]
+def choose_setting(groups: dict[str, dict[str, float]]) -> str:
+    """A training setting: it must gain on the mixed set and cost at most the tolerance on each family."""
+    base = groups.get(BASE)
+    if base is None:
+        raise ValueError(f"the selection rule compares every setting with {BASE!r}: add that variant to the spec")
+    eligible = [v for v, a in groups.items() if v != BASE and a["mixed"] > base["mixed"]
+                and all(a[f] >= base[f] - POSE_TOLERANCE for f in FAMILIES)]
+    return max(eligible, key=lambda v: groups[v]["mixed"]) if eligible else BASE
+
+
+RULES = {"component": choose, "setting": choose_setting}
+TEST_TABLES = [f"experiments/results/{n}.csv" for n in ("table", "trajectory", "trajectory_frame", "trajectory_stream", "train_visible")]
 
 
 def test_figures(tables: list[Path]) -> dict[tuple[str, str, str], str]:
@@ -95,6 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--spec", default=str(ROOT / "experiments" / "selection_injected.yaml"))
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rule", choices=sorted(RULES), default="component",
+                    help="component: a trajectory component (must gain on global events); setting: a training setting")
     ap.add_argument("--test-tables", nargs="*", default=[str(ROOT / t) for t in TEST_TABLES],
                     help="result tables quoted after the choice (headline protocol); nothing is chosen on them")
     args = ap.parse_args(argv)
@@ -108,27 +134,35 @@ def main(argv=None) -> int:
     per_seed: dict[tuple[str, str, str], list[dict]] = {}
     for method, dataset, variant, run in cell_dirs(spec):
         if (run / "metrics.json").is_file():
-            per_seed.setdefault((method, dataset, variant), []).append(family_aucs(run, args.threads))
+            try:
+                per_seed.setdefault((method, dataset, variant), []).append(family_aucs(run, args.threads))
+            except BadRun as e:
+                print(f"vadflow: error: {e}")
+                return 2
     if not per_seed:
         print(f"vadflow: error: {args.spec}: no cell has run (python -m vadflow.reproduce --spec {args.spec})")
         return 2
     means = {k: {s: float(np.mean([r[s] for r in rs])) for s in ("mixed", "global", "pose")} for k, rs in per_seed.items()}
-    rows, choices = [], []
+    rows, choices, chosen_rows = [], [], []
     quoted = test_figures(list(map(Path, args.test_tables)))
     for method in spec["methods"]:
         for dataset in spec["datasets"]:
             groups = {v: means[(method, dataset, v)] for v in spec["variants"] if (method, dataset, v) in means}
             if BASE not in groups:
                 continue
-            chosen = choose(groups)
+            chosen = RULES[args.rule](groups)
             test = f" | test, headline protocol: {chosen} {quoted.get((method, dataset, chosen), '-')}"
             test += "" if chosen == BASE else f", {BASE} {quoted.get((method, dataset, BASE), '-')}"
             choices.append(f"{method} {dataset}: {chosen}{test}")
+            chosen_rows.append([method, dataset, chosen, quoted.get((method, dataset, chosen), "-"),
+                                quoted.get((method, dataset, BASE), "-")])
             for v, a in groups.items():
                 n = len(per_seed[(method, dataset, v)])
                 rows.append([method, dataset, v, str(n), *(f"{a[s]:.1f}" for s in ("mixed", "global", "pose")), "chosen" if v == chosen else ""])
     header = ["method", "dataset", "variant", "seeds", "selection set AUC-ROC", "global events only", "pose events only", "rule"]
     print(write_table(Path(args.out), f"{spec.get('name', 'selection')}_families", header, rows))
+    write_table(Path(args.out), f"{spec.get('name', 'selection')}_choices",
+                ["method", "dataset", "chosen (selection set)", "its test AUC-ROC, headline protocol", f"test AUC-ROC of {BASE}"], chosen_rows)
     print("\n".join(choices))
     return 0
 
