@@ -15,7 +15,7 @@ then applies the rule, under each dataset's headline protocol, means over seeds:
 
 ``--rule setting`` chooses a training setting instead (``selection_train_visible.yaml``: the flow's
 training NLL over detected joints only), which is not meant to add position cues: a variant is
-eligible when it gains on the mixed set and loses at most ``POSE_TOLERANCE`` points on neither
+eligible when it gains on the mixed set and loses more than ``POSE_TOLERANCE`` points on neither
 family's set; the highest on the mixed set is chosen, else ``none``.
 
 No test label is read. ``<out>/<name>_families.md`` holds the three AUCs of every cell group.
@@ -59,7 +59,7 @@ def headline_auc(metrics_file: Path, protocol: str | None = None) -> tuple[str, 
         m = json.loads(metrics_file.read_text())
         protocol = protocol or m["protocol"]
         return protocol, 100 * float(m["protocols"][protocol]["auc"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
         raise BadRun(f"{metrics_file}: not a vadflow metrics file ({type(e).__name__}: {e}); delete the run and train it again") from None
 
 
@@ -77,23 +77,28 @@ def family_aucs(run: Path, threads: int) -> dict[str, float]:
     return out
 
 
-def choose(groups: dict[str, dict[str, float]]) -> str:
-    """``groups``: variant -> {"mixed", "global", "pose"} mean AUCs of one method on one dataset."""
+def component_eligible(a: dict[str, float], base: dict[str, float]) -> bool:
+    """A trajectory component must gain on global events and cost at most the tolerance on pose events."""
+    return a["global"] > base["global"] and a["pose"] >= base["pose"] - POSE_TOLERANCE
+
+
+def setting_eligible(a: dict[str, float], base: dict[str, float]) -> bool:
+    """A training setting must gain on the mixed set and cost at most the tolerance on each family."""
+    return a["mixed"] > base["mixed"] and all(a[f] >= base[f] - POSE_TOLERANCE for f in FAMILIES)
+
+
+def choose(groups: dict[str, dict[str, float]], eligible=component_eligible) -> str:
+    """``groups``: variant -> {"mixed", "global", "pose"} mean AUCs of one method on one dataset.
+    Of the variants ``eligible`` against ``none``, the highest on the mixed set; else ``none``."""
     base = groups.get(BASE)
     if base is None:
-        raise ValueError(f"the selection rule compares every component with {BASE!r}: add that variant to the spec")
-    eligible = [v for v, a in groups.items() if v != BASE and a["global"] > base["global"] and a["pose"] >= base["pose"] - POSE_TOLERANCE]
-    return max(eligible, key=lambda v: groups[v]["mixed"]) if eligible else BASE
+        raise ValueError(f"the selection rule compares every variant with {BASE!r}: add that variant to the spec")
+    picks = [v for v, a in groups.items() if v != BASE and eligible(a, base)]
+    return max(picks, key=lambda v: groups[v]["mixed"]) if picks else BASE
 
 
 def choose_setting(groups: dict[str, dict[str, float]]) -> str:
-    """A training setting: it must gain on the mixed set and cost at most the tolerance on each family."""
-    base = groups.get(BASE)
-    if base is None:
-        raise ValueError(f"the selection rule compares every setting with {BASE!r}: add that variant to the spec")
-    eligible = [v for v, a in groups.items() if v != BASE and a["mixed"] > base["mixed"]
-                and all(a[f] >= base[f] - POSE_TOLERANCE for f in FAMILIES)]
-    return max(eligible, key=lambda v: groups[v]["mixed"]) if eligible else BASE
+    return choose(groups, setting_eligible)
 
 
 RULES = {"component": choose, "setting": choose_setting}
@@ -151,11 +156,10 @@ def main(argv=None) -> int:
             if BASE not in groups:
                 continue
             chosen = RULES[args.rule](groups)
-            test = f" | test, headline protocol: {chosen} {quoted.get((method, dataset, chosen), '-')}"
-            test += "" if chosen == BASE else f", {BASE} {quoted.get((method, dataset, BASE), '-')}"
+            chosen_test, base_test = (quoted.get((method, dataset, v), "-") for v in (chosen, BASE))
+            test = f" | test, headline protocol: {chosen} {chosen_test}" + ("" if chosen == BASE else f", {BASE} {base_test}")
             choices.append(f"{method} {dataset}: {chosen}{test}")
-            chosen_rows.append([method, dataset, chosen, quoted.get((method, dataset, chosen), "-"),
-                                quoted.get((method, dataset, BASE), "-")])
+            chosen_rows.append([method, dataset, chosen, chosen_test, base_test])
             for v, a in groups.items():
                 n = len(per_seed[(method, dataset, v)])
                 rows.append([method, dataset, v, str(n), *(f"{a[s]:.1f}" for s in ("mixed", "global", "pose")), "chosen" if v == chosen else ""])
