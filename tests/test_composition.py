@@ -1,6 +1,5 @@
 """Head x backbone x conditioner x loss: every allowed combination honours the method contract,
 every impossible one fails when it is built, in one line; each preset learns the synthetic data."""
-import os
 import re
 from pathlib import Path
 
@@ -143,15 +142,16 @@ def test_impossible_combination_is_one_line_from_the_command(tmp_path):
                                                 "a VAE head takes backbone=stgcn or st_conv"]
 
 
-def _ddp_worker(rank: int, world: int, port: int, out_file: str) -> None:
+def _ddp_worker(rank: int, world: int, store_file: str, out_file: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     from datetime import timedelta
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=120))  # a lost peer fails, never hangs
+    # a file store: no TCP port to pick (a free port can be taken between the pick and the bind)
+    dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=120))  # a lost peer fails, never hangs
     sums = []
     for combo in ALLOWED_COMBINATIONS:
         torch.manual_seed(0)  # the same initial weights on every rank, as Lightning seeds them
@@ -178,15 +178,10 @@ def _ddp_worker(rank: int, world: int, port: int, out_file: str) -> None:
 def test_a_ddp_spawn_step_works_for_every_combination(tmp_path):
     """Two gloo processes, two optimiser steps of every allowed combination on different batches:
     gradients are all-reduced, so the ranks end with the same weights."""
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = tmp_path / "sums.pt"
-    mp.spawn(_ddp_worker, args=(2, port, str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
     rank0, rank1 = torch.load(out)
     assert len(rank0) == len(ALLOWED_COMBINATIONS)
     for combo, a, b in zip(ALLOWED_COMBINATIONS, rank0, rank1):

@@ -129,11 +129,31 @@ def test_datamodule_scores_the_held_out_clips_with_injected_anomalies(tmp_path):
     assert not set(plain.test.clips) & set(dm.test.clips)
 
 
+def test_a_fixed_event_length_gives_models_of_other_windows_one_selection_set(tmp_path):
+    """dataset.selection_event_len: a 12-frame model is scored on the very events a 24-frame one is;
+    without it the events follow each model's window."""
+    from vadflow.data.datamodule import PoseDataModule
+
+    kw = dict(synthetic={"n_train_clips": 10, "n_test_clips": 2, "clip_len": 120}, val_fraction=0.3, selection="injected")
+    sets = {}
+    for name, extra in (("w24", {}), ("w12 fixed", {"seg_len": 12, "selection_event_len": 24}), ("w12", {"seg_len": 12})):
+        dm = PoseDataModule("synthetic", str(tmp_path), str(tmp_path / "cache"), **kw, **extra)
+        dm.setup()
+        sets[name] = dm
+    assert sets["w24"].selection_events and sets["w12 fixed"].selection_events == sets["w24"].selection_events
+    assert all(np.array_equal(sets["w12 fixed"].test.masks[c], m) for c, m in sets["w24"].test.masks.items())
+    assert np.array_equal(sets["w12 fixed"].test.kp, sets["w24"].test.kp)
+    assert sets["w12"].selection_events != sets["w24"].selection_events
+    assert sets["w12 fixed"].test_windows.n > sets["w24"].test_windows.n  # the shorter window scores more of the same tracks
+
+
 @pytest.mark.parametrize("kw, message", [
     ({"selection": "injected"}, "set dataset.val_fraction"),
     ({"selection": "injected", "val_fraction": 0.2, "contamination": 0.1}, "choose one"),
     ({"selection": "heldout"}, "dataset.selection='heldout' is not one of null, injected"),
     ({"selection": "injected", "val_fraction": 0.2, "selection_kinds": ["close", "teleport"]}, r"dataset.selection_kinds=\['close', 'teleport'\]: choose some of"),
+    ({"selection_event_len": 24}, "needs dataset.selection=injected"),
+    ({"selection": "injected", "val_fraction": 0.2, "selection_event_len": 1}, r"selection_event_len=1: .*>= 2 frames"),
 ])
 def test_selection_mistakes_are_config_errors(tmp_path, kw, message):
     from vadflow.data.datamodule import PoseDataModule
@@ -216,3 +236,32 @@ def test_selection_rule_for_a_training_setting(groups, chosen):
     assert choose_setting(as_dicts) == chosen
     if set(groups) == {"none", "tv"} and chosen == "tv" and groups["tv"][1] < groups["none"][1]:
         assert choose(as_dicts) == "none"  # the component rule would refuse it: no global gain
+
+
+def test_a_setting_is_compared_with_the_spec_base(tmp_path, capsys):
+    """``base: flow``: a window length is chosen against the same method with its component, never
+    against ``none``; the component rule refuses another base (it needs the global-gain test against none)."""
+    import json
+
+    import yaml
+
+    from vadflow import selection
+
+    # flow_w8 gains most on the mixed set but costs 2 points on global events
+    for variant, aucs in (("flow", (80, 80, 80)), ("flow_w12", (81, 79.5, 80)), ("flow_w8", (83, 78, 80))):
+        run = tmp_path / "runs" / "stgnf" / "a" / variant / "seed1"
+        for sub, auc in zip(("", "sel_global", "sel_pose"), aucs):
+            (run / sub).mkdir(parents=True, exist_ok=True)
+            (run / sub / "metrics.json").write_text(json.dumps({"protocol": "mocodad", "protocols": {"mocodad": {"auc": auc / 100}}}))
+    spec = {"name": "w", "methods": ["stgnf"], "datasets": ["a"], "seeds": [1], "base": "flow",
+            "variants": {"flow": [], "flow_w12": [], "flow_w8": []}, "results_dir": str(tmp_path / "runs")}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    argv = ["--spec", str(tmp_path / "spec.yaml"), "--out", str(tmp_path), "--test-tables"]
+    assert selection.main(argv + ["--rule", "setting"]) == 0
+    assert "stgnf a: flow_w12 | test, headline protocol: flow_w12 -, flow -" in capsys.readouterr().out
+    assert selection.main(argv) == 2
+    assert "base: flow needs --rule setting" in capsys.readouterr().out
+    spec["base"] = "flow_w16"
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert selection.main(argv + ["--rule", "setting"]) == 2
+    assert "needs a variant named 'flow_w16'" in capsys.readouterr().out

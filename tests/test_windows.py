@@ -1,8 +1,9 @@
 """Window construction and normalisation, against hand-built tracks."""
 import numpy as np
+import pytest
 import torch
 
-from vadflow.data.windows import WindowBuilder, normalize_windows, window_starts
+from vadflow.data.windows import WindowBuilder, normalize_windows, padded_positions, trajectory_features, window_starts
 
 
 def track(frames):
@@ -113,6 +114,38 @@ def test_padded_window_hides_repeats_from_the_statistics():
     # statistics come from the 12 real poses only: the real part is the 12-pose window normalised alone
     alone = normalize_windows(torch.from_numpy(kp / 100.0)[None], torch.from_numpy(vis)[None])
     torch.testing.assert_close(x[:, :, :12], alone)
+
+
+@pytest.mark.parametrize("use_visibility", [True, False])
+def test_batch_trajectory_features_reuse_the_normalisation_statistics(use_visibility):
+    """A batch's ``traj`` / ``norm`` (the normalisation's statistics computed once per batch) equal
+    the features computed from the raw windows alone, and ``norm`` is exactly what ``x`` was
+    normalised by; a frame without a detected joint takes its box from every joint."""
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(0, 100, (40, 18, 2)).astype(np.float32)
+    vis = rng.random((40, 18)) > 0.3
+    vis[5] = False
+    builder = WindowBuilder(kp, vis, 12, (100, 50), use_visibility=use_visibility)
+    builder.row_camera = torch.arange(40)
+    starts = torch.tensor([0, 3, 20, 28])
+    batch = builder.batch(starts, flip=torch.tensor([False, True, False, True]))
+    rows = starts[:, None] + torch.arange(12)
+    xy = torch.from_numpy(kp)[rows] / torch.tensor([100.0, 50.0])
+    v = torch.from_numpy(vis)[rows]
+    traj, norm = trajectory_features(xy, v, normalised_over_detected=use_visibility)
+    torch.testing.assert_close(batch["traj"], traj, rtol=0, atol=0)
+    torch.testing.assert_close(batch["norm"], norm, rtol=0, atol=0)
+    y = (xy[..., 1] - norm[:, 1, None, None]) / norm[:, 2, None, None].exp()
+    torch.testing.assert_close(batch["x"][:, 1], y, rtol=1e-5, atol=1e-5)
+    whole = xy[1, 2]  # row 5 = second window's third frame: nothing detected
+    assert torch.allclose(traj[1, 2, 2:].exp(), whole.amax(0) - whole.amin(0))
+    assert batch["camera"].tolist() == [0, 3, 20, 28]
+    # a padded window of a short track hides its repeats: its boxes come from the window, not the rows
+    padded = builder.batch(torch.tensor([30]), last=torch.tensor([35]))
+    rows, repeated = padded_positions(torch.tensor([30]), torch.tensor([35]), 12, "reflect")
+    hidden = torch.from_numpy(vis)[rows] & ~repeated[..., None]
+    expected, _ = trajectory_features(torch.from_numpy(kp)[rows] / torch.tensor([100.0, 50.0]), hidden)
+    torch.testing.assert_close(padded["traj"], expected, rtol=0, atol=0)
 
 
 def test_datamodule_scores_short_test_tracks_with_reflect(tmp_path):

@@ -96,7 +96,7 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
     for key, allowed in DATASET_CHOICES.items():
         if key in ds:
             check_choice(ds[key], allowed, f"{path}.{key}")
-    check_selection(ds.get("selection"), ds.get("val_fraction"), ds.get("contamination"), ds.get("selection_kinds"))
+    check_selection(ds.get("selection"), ds.get("val_fraction"), ds.get("contamination"), ds.get("selection_kinds"), ds.get("selection_event_len"))
     for key, value in DATASET_LAYOUT.items():
         if key in ds and ds[key] != value:
             raise ConfigError(f"{path}.{key}={ds[key]}: every reader writes OpenPose-18 (x, y) windows, so {key} must be {value}")

@@ -87,22 +87,22 @@ def setting_eligible(a: dict[str, float], base: dict[str, float]) -> bool:
     return a["mixed"] > base["mixed"] and all(a[f] >= base[f] - POSE_TOLERANCE for f in FAMILIES)
 
 
-def choose(groups: dict[str, dict[str, float]], eligible=component_eligible) -> str:
+def choose(groups: dict[str, dict[str, float]], eligible=component_eligible, base: str = BASE) -> str:
     """``groups``: variant -> {"mixed", "global", "pose"} mean AUCs of one method on one dataset.
-    Of the variants ``eligible`` against ``none``, the highest on the mixed set; else ``none``."""
-    base = groups.get(BASE)
-    if base is None:
-        raise ValueError(f"the selection rule compares every variant with {BASE!r}: add that variant to the spec")
-    picks = [v for v, a in groups.items() if v != BASE and eligible(a, base)]
-    return max(picks, key=lambda v: groups[v]["mixed"]) if picks else BASE
+    Of the variants ``eligible`` against ``base``, the highest on the mixed set; else ``base``."""
+    if base not in groups:
+        raise ValueError(f"the selection rule compares every variant with {base!r}: add that variant to the spec")
+    picks = [v for v, a in groups.items() if v != base and eligible(a, groups[base])]
+    return max(picks, key=lambda v: groups[v]["mixed"]) if picks else base
 
 
-def choose_setting(groups: dict[str, dict[str, float]]) -> str:
-    return choose(groups, setting_eligible)
+def choose_setting(groups: dict[str, dict[str, float]], base: str = BASE) -> str:
+    return choose(groups, setting_eligible, base)
 
 
 RULES = {"component": choose, "setting": choose_setting}
-TEST_TABLES = [f"experiments/results/{n}.csv" for n in ("table", "trajectory", "trajectory_frame", "trajectory_stream", "train_visible")]
+TEST_TABLES = [f"experiments/results/{n}.csv" for n in ("table", "trajectory", "trajectory_frame", "trajectory_stream", "train_visible",
+                                                            "window", "window_stream")]
 
 
 def test_figures(tables: list[Path]) -> dict[tuple[str, str, str], str]:
@@ -133,8 +133,12 @@ def main(argv=None) -> int:
         print(f"vadflow: error: {args.spec}: no such spec file")
         return 2
     spec = yaml.safe_load(Path(args.spec).read_text())
-    if BASE not in (spec.get("variants") or {}):
-        print(f"vadflow: error: {args.spec}: the selection rule needs a variant named {BASE!r}")
+    base = str(spec.get("base", BASE))  # the variant every other one is compared with (a spec may start from a component)
+    if base not in (spec.get("variants") or {}):
+        print(f"vadflow: error: {args.spec}: the selection rule needs a variant named {base!r}")
+        return 2
+    if args.rule == "component" and base != BASE:
+        print(f"vadflow: error: {args.spec}: the component rule compares with {BASE!r}; base: {base} needs --rule setting")
         return 2
     per_seed: dict[tuple[str, str, str], list[dict]] = {}
     for method, dataset, variant, run in cell_dirs(spec):
@@ -153,11 +157,11 @@ def main(argv=None) -> int:
     for method in spec["methods"]:
         for dataset in spec["datasets"]:
             groups = {v: means[(method, dataset, v)] for v in spec["variants"] if (method, dataset, v) in means}
-            if BASE not in groups:
+            if base not in groups:
                 continue
-            chosen = RULES[args.rule](groups)
-            chosen_test, base_test = (quoted.get((method, dataset, v), "-") for v in (chosen, BASE))
-            test = f" | test, headline protocol: {chosen} {chosen_test}" + ("" if chosen == BASE else f", {BASE} {base_test}")
+            chosen = choose(groups, component_eligible) if args.rule == "component" else choose_setting(groups, base)
+            chosen_test, base_test = (quoted.get((method, dataset, v), "-") for v in (chosen, base))
+            test = f" | test, headline protocol: {chosen} {chosen_test}" + ("" if chosen == base else f", {base} {base_test}")
             choices.append(f"{method} {dataset}: {chosen}{test}")
             chosen_rows.append([method, dataset, chosen, chosen_test, base_test])
             for v, a in groups.items():
@@ -166,7 +170,7 @@ def main(argv=None) -> int:
     header = ["method", "dataset", "variant", "seeds", "selection set AUC-ROC", "global events only", "pose events only", "rule"]
     print(write_table(Path(args.out), f"{spec.get('name', 'selection')}_families", header, rows))
     write_table(Path(args.out), f"{spec.get('name', 'selection')}_choices",
-                ["method", "dataset", "chosen (selection set)", "its test AUC-ROC, headline protocol", f"test AUC-ROC of {BASE}"], chosen_rows)
+                ["method", "dataset", "chosen (selection set)", "its test AUC-ROC, headline protocol", f"test AUC-ROC of {base}"], chosen_rows)
     print("\n".join(choices))
     return 0
 

@@ -87,6 +87,7 @@ class PoseDataModule(L.LightningDataModule):
         short_min_len: int = 8,
         selection: str | None = None,
         selection_kinds=None,
+        selection_event_len: int | None = None,
         synthetic: dict | None = None,
         fix_train_frame_offset: bool = False,
         strict: bool = False,
@@ -110,8 +111,10 @@ class PoseDataModule(L.LightningDataModule):
         if short_tracks not in ("skip", "reflect", "edge"):
             raise DataError(f"dataset.short_tracks must be skip, reflect or edge, got {short_tracks!r}")
         self.short_tracks, self.short_min_len = short_tracks, int(short_min_len)
-        check_selection(selection, val_fraction, contamination, selection_kinds)
+        check_selection(selection, val_fraction, contamination, selection_kinds, selection_event_len)
         self.selection, self.selection_kinds = selection, tuple(selection_kinds or KINDS)
+        # events of a fixed length in frames, so that models with other windows are compared on one set
+        self.selection_event_len = int(selection_event_len or seg_len)
         self.selection_events: list[dict] = []
         self.held_out_clips: list[str] = []
         self.val_set = None
@@ -151,7 +154,7 @@ class PoseDataModule(L.LightningDataModule):
         starts = lambda split, stride: window_starts(split.frames, split.track_ptr, self.seg_len, stride, self.max_missing, self.official_quirks)  # noqa: E731
         train_starts, val_starts, val_clips = self._hold_out_clips(train, starts(train, self.train_stride))
         if self.selection == "injected":  # the held-out normal clips with known anomalies replace the test split
-            test, self.selection_events = inject_anomalies(train, val_clips, self.seg_len, self.frame_size, seed=0,
+            test, self.selection_events = inject_anomalies(train, val_clips, self.selection_event_len, self.frame_size, seed=0,
                                                               kinds=self.selection_kinds)
             log.info("%s: selection set of %d held-out training clips, %d injected events (%s)", self.name, len(val_clips),
                      len(self.selection_events), ", ".join(f"{k} {sum(e['kind'] == k for e in self.selection_events)}" for k in KINDS))

@@ -43,8 +43,11 @@ FLAIL_ANGLE, FLAIL_PERIOD, FALL_ANGLE = np.pi / 2, 8.0, np.deg2rad(80.0)
 SUFFIX = "_injected"
 
 
-def check_selection(selection, val_fraction, contamination, kinds=None) -> None:
+def check_selection(selection, val_fraction, contamination, kinds=None, event_len=None) -> None:
     """The dataset keys that make a selection set: one line naming the mistake."""
+    if event_len is not None and (not selection or int(event_len) < 2):
+        raise ConfigError(f"dataset.selection_event_len={event_len}: it sets the injected events' length (>= 2 frames) "
+                          "and needs dataset.selection=injected")
     unknown = [k for k in (kinds or ()) if k not in KINDS]
     if unknown or (kinds is not None and not len(kinds)):
         raise ConfigError(f"dataset.selection_kinds={list(kinds)}: choose some of {', '.join(KINDS)}")

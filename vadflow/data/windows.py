@@ -105,10 +105,11 @@ class WindowBuilder:
         self.scale = torch.tensor([float(frame_size[0]), float(frame_size[1])])
         self.use_visibility = use_visibility
         self.row_camera: torch.Tensor | None = None  # (R,) camera index per row: batches then carry the trajectory
+        self._row_box: torch.Tensor | None = None  # (R, 4) each row's box (frame_boxes), built on the first such batch
 
     def __call__(self, starts: torch.Tensor, flip: torch.Tensor | None = None, dtype=torch.float32, last: torch.Tensor | None = None):
         """``last``: each window's last real row (padded windows of short tracks); None = full windows."""
-        x, vis, _ = self._windows(starts, flip, dtype, last)
+        x, vis, _, _ = self._windows(starts, flip, dtype, last)
         return x, vis
 
     def batch(self, starts: torch.Tensor, flip: torch.Tensor | None = None, last: torch.Tensor | None = None) -> dict:
@@ -116,12 +117,21 @@ class WindowBuilder:
         removes (see :func:`trajectory_features`): ``traj`` (B, T, 4), ``norm`` (B, 3) and the
         window's ``camera`` (B,). The trajectory is never flipped: a mirrored scene would put
         people where nobody walks."""
-        x, vis, xy = self._windows(starts, flip, torch.float32, last)
+        x, vis, xy, stats = self._windows(starts, flip, torch.float32, last)
         out = {"x": x, "vis": vis}
-        if self.row_camera is not None:
-            out["traj"], out["norm"] = trajectory_features(xy, vis, normalised_over_detected=self.use_visibility)
+        if self.row_camera is not None:  # the normalisation's own mean and std: computed once per batch
+            out["traj"], out["norm"] = trajectory_features(xy, vis, normalised_over_detected=self.use_visibility, stats=stats,
+                                                           boxes=self._boxes(starts) if last is None else None)
             out["camera"] = self.row_camera[starts]
         return out
+
+    def _boxes(self, starts: torch.Tensor) -> torch.Tensor:
+        """(B, T, 4) boxes of full windows, looked up: a row's box depends on that row alone, and
+        each row is in up to T training windows. (A padded window hides its repeats from ``vis``,
+        so its boxes are computed from the window.)"""
+        if self._row_box is None:
+            self._row_box = frame_boxes(self.kp / self.scale, self.vis)
+        return self._row_box[starts[:, None] + self.offsets]
 
     def _windows(self, starts, flip, dtype, last):
         if last is None:
@@ -133,10 +143,11 @@ class WindowBuilder:
         vis = self.vis[rows]  # (B, T, V)
         if repeated is not None:
             vis = vis & ~repeated[..., None]
-        x = normalize_windows(xy, vis if self.use_visibility else None)
+        stats = window_statistics(xy, vis if self.use_visibility else None)
+        x = normalize_windows(xy, stats=stats)
         if flip is not None:
             x[:, 0] = torch.where(flip[:, None, None], -x[:, 0], x[:, 0])
-        return x, vis, xy
+        return x, vis, xy, stats
 
 
 def window_statistics(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,33 +166,45 @@ def window_statistics(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: fl
     return mean, torch.where(std_y > eps, std_y, torch.ones_like(std_y))
 
 
-def normalize_windows(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
-    """(B, T, V, 2) scaled coordinates -> (B, 2, T, V) centred by the mean, scaled by std(y)."""
-    mean, std_y = window_statistics(xy, vis, eps)
+def normalize_windows(xy: torch.Tensor, vis: torch.Tensor | None = None, eps: float = 1e-6,
+                      stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """(B, T, V, 2) scaled coordinates -> (B, 2, T, V) centred by the mean, scaled by std(y)
+    (``stats``: :func:`window_statistics` already computed)."""
+    mean, std_y = stats if stats is not None else window_statistics(xy, vis, eps)
     return rearrange((xy - mean) / std_y[:, None, None, None], "b t v xy -> b xy t v").contiguous()
 
 
 MIN_BOX = 1e-3  # box sides below 0.1 % of the frame (a single visible joint) count as this
 
 
-def trajectory_features(xy: torch.Tensor, vis: torch.Tensor | None = None,
-                        normalised_over_detected: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_boxes(xy: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+    """(..., V, 2) scaled joints and (..., V) detections -> (..., 4) box centre x, centre y, log
+    width, log height of the detected joints, or of every joint where none is detected."""
+    seen = vis | ~vis.any(dim=-1, keepdim=True)
+    joints_last = xy.transpose(-1, -2).contiguous()  # (..., 2, V): the reductions run over contiguous memory
+    hidden = ~seen[..., None, :]
+    big = torch.finfo(xy.dtype).max
+    lo = joints_last.masked_fill(hidden, big).amin(-1)
+    hi = joints_last.masked_fill(hidden, -big).amax(-1)
+    return torch.cat([(lo + hi) / 2, (hi - lo).clamp_min(MIN_BOX).log()], -1)
+
+
+def trajectory_features(xy: torch.Tensor, vis: torch.Tensor | None = None, normalised_over_detected: bool = True,
+                        stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+                        boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the person is and how big, per frame, relative to the frame: ``traj`` (B, T, 4) =
     box centre x, centre y, log width, log height of the detected joints (every joint, imputed
     included, on a frame with none detected), with ``xy`` already divided by the frame size; and
     ``norm`` (B, 3) = the window normalisation's mean x, mean y and log std(y) (over detected
-    joints, or over all as the normalisation took them)."""
+    joints, or over all as the normalisation took them; ``stats``: that normalisation's
+    :func:`window_statistics`, already computed; ``boxes``: :func:`frame_boxes` of the window, already
+    looked up)."""
     if vis is None:
         vis = torch.ones(xy.shape[:3], dtype=torch.bool, device=xy.device)
-    seen = vis & vis.any(dim=2, keepdim=True) | ~vis.any(dim=2, keepdim=True)  # frames without a detection use all joints
-    big = torch.finfo(xy.dtype).max
-    lo = torch.where(seen[..., None], xy, big).amin(dim=2)
-    hi = torch.where(seen[..., None], xy, -big).amax(dim=2)
-    centre = (lo + hi) / 2
-    size = (hi - lo).clamp_min(MIN_BOX).log()
-    mean, std_y = window_statistics(xy, vis if normalised_over_detected else None)
+    traj = boxes if boxes is not None else frame_boxes(xy, vis)
+    mean, std_y = stats if stats is not None else window_statistics(xy, vis if normalised_over_detected else None)
     norm = torch.cat([mean.view(-1, 2), std_y.log()[:, None]], 1)
-    return torch.cat([centre, size], -1), norm
+    return traj, norm
 
 
 def frame_size_of(dataset_cfg: dict) -> tuple[int, int]:
