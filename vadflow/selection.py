@@ -102,7 +102,7 @@ def choose_setting(groups: dict[str, dict[str, float]], base: str = BASE) -> str
 
 RULES = {"component": choose, "setting": choose_setting}
 TEST_TABLES = [f"experiments/results/{n}.csv" for n in ("table", "trajectory", "trajectory_frame", "trajectory_stream", "train_visible",
-                                                            "window", "window_stream")]
+                                                            "window", "window_stream", "window_methods")]
 
 
 def test_figures(tables: list[Path]) -> dict[tuple[str, str, str], str]:
