@@ -154,6 +154,8 @@ def test_a_fixed_event_length_gives_models_of_other_windows_one_selection_set(tm
     ({"selection": "injected", "val_fraction": 0.2, "selection_kinds": ["close", "teleport"]}, r"dataset.selection_kinds=\['close', 'teleport'\]: choose some of"),
     ({"selection_event_len": 24}, "needs dataset.selection=injected"),
     ({"selection": "injected", "val_fraction": 0.2, "selection_event_len": 1}, r"selection_event_len=1: .*>= 2 frames"),
+    ({"selection": "injected", "val_fraction": 0.2, "selection_event_len": "abc"}, r"selection_event_len=abc: .*a whole number"),
+    ({"selection": "injected", "val_fraction": 0.2, "selection_event_len": 12.5}, r"selection_event_len=12.5: .*a whole number"),
 ])
 def test_selection_mistakes_are_config_errors(tmp_path, kw, message):
     from vadflow.data.datamodule import PoseDataModule

@@ -45,9 +45,9 @@ SUFFIX = "_injected"
 
 def check_selection(selection, val_fraction, contamination, kinds=None, event_len=None) -> None:
     """The dataset keys that make a selection set: one line naming the mistake."""
-    if event_len is not None and (not selection or int(event_len) < 2):
-        raise ConfigError(f"dataset.selection_event_len={event_len}: it sets the injected events' length (>= 2 frames) "
-                          "and needs dataset.selection=injected")
+    if event_len is not None and (not selection or isinstance(event_len, bool) or not isinstance(event_len, int) or event_len < 2):
+        raise ConfigError(f"dataset.selection_event_len={event_len}: it sets the injected events' length (a whole number "
+                          ">= 2 frames) and needs dataset.selection=injected")
     unknown = [k for k in (kinds or ()) if k not in KINDS]
     if unknown or (kinds is not None and not len(kinds)):
         raise ConfigError(f"dataset.selection_kinds={list(kinds)}: choose some of {', '.join(KINDS)}")
