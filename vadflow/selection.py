@@ -16,11 +16,13 @@ then applies the rule, under each dataset's headline protocol, means over seeds:
 ``--rule setting`` chooses a training setting instead (``selection_train_visible.yaml``: the flow's
 training NLL over detected joints only), which is not meant to add position cues: a variant is
 eligible when it gains on the mixed set and loses more than ``POSE_TOLERANCE`` points on neither
-family's set; the highest on the mixed set is chosen, else ``none``.
+family's set; the highest on the mixed set is chosen, else ``none``. A spec may name another
+``base`` to compare with (``selection_window.yaml``: the window length against the same method with
+its component); only the setting rule takes one.
 
 No test label is read. ``<out>/<name>_families.md`` holds the three AUCs of every cell group.
 After the choice, and only to show how it transfers, ``<out>/<name>_choices.md`` quotes the test
-AUC of the chosen variant and of ``none`` from the published result tables (``--test-tables``),
+AUC of the chosen variant and of the base from the published result tables (``--test-tables``),
 where they hold it.
 
     python -m vadflow.selection --spec experiments/selection_injected.yaml
@@ -100,7 +102,7 @@ def choose_setting(groups: dict[str, dict[str, float]], base: str = BASE) -> str
     return choose(groups, setting_eligible, base)
 
 
-RULES = {"component": choose, "setting": choose_setting}
+RULES = {"component": component_eligible, "setting": setting_eligible}  # --rule: which eligibility test choose() applies
 TEST_TABLES = [f"experiments/results/{n}.csv" for n in ("table", "trajectory", "trajectory_frame", "trajectory_stream", "train_visible",
                                                             "window", "window_stream", "window_methods")]
 
@@ -159,7 +161,7 @@ def main(argv=None) -> int:
             groups = {v: means[(method, dataset, v)] for v in spec["variants"] if (method, dataset, v) in means}
             if base not in groups:
                 continue
-            chosen = choose(groups, component_eligible) if args.rule == "component" else choose_setting(groups, base)
+            chosen = choose(groups, RULES[args.rule], base)
             chosen_test, base_test = (quoted.get((method, dataset, v), "-") for v in (chosen, base))
             test = f" | test, headline protocol: {chosen} {chosen_test}" + ("" if chosen == base else f", {base} {base_test}")
             choices.append(f"{method} {dataset}: {chosen}{test}")
