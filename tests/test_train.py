@@ -95,3 +95,35 @@ def test_output_is_quiet_and_a_redirected_log_has_one_line_per_epoch(tmp_path):
     assert [line.split(" |")[0] for line in quiet.stdout.splitlines() if line.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
     loud = subprocess.run(base + [f"hydra.run.dir={tmp_path / 'b'}", "verbose=true"], capture_output=True, text=True, timeout=300)
     assert "GPU available" in loud.stdout + loud.stderr
+
+
+def test_logged_training_terms_are_the_batch_weighted_epoch_means(capsys):
+    """Each term is logged once per epoch, as the mean over the epoch's windows (batches of 4, 4 and 2
+    windows weigh 4, 4 and 2), and the one-line-per-epoch callback already prints that epoch's values."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from vadflow.console import EpochLines
+    from vadflow.module import AnomalyModule
+
+    class Constant(torch.nn.Module):
+        """A loss equal to its batch's mean x (plus 0 * a parameter, so there is something to train)."""
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def loss(self, batch):
+            value = batch["x"].mean() + 0 * self.w
+            return {"loss": value, "twice": 2 * value.detach()}
+
+    windows = torch.arange(10, dtype=torch.float32)
+    loader = DataLoader(list(range(10)), batch_size=4, collate_fn=lambda idx: {"x": windows[idx]})
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu", devices=1, callbacks=[EpochLines()])
+    trainer.fit(AnomalyModule(Constant()), train_dataloaders=loader)
+    expected = windows.mean().item()  # (4 * 1.5 + 4 * 5.5 + 2 * 8.5) / 10 = 4.5, not the batch mean 5.17
+    assert trainer.callback_metrics["train/loss"].item() == pytest.approx(expected)
+    assert trainer.callback_metrics["train/twice"].item() == pytest.approx(2 * expected)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and all("train/loss 4.5 " in line and "train/twice 9 " in line for line in lines)

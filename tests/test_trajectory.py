@@ -87,6 +87,46 @@ def test_trajectory_flow_log_determinant_is_exact_float64(features, vector, dim)
         TrajectoryFlow(features="boxes")
 
 
+@pytest.mark.parametrize("features", ["frames", "summary"])
+def test_one_node_training_path_equals_the_generic_flow_bit_for_bit(features, monkeypatch):
+    """The training path (one autograd node) gives the generic path's NLL and every gradient exactly,
+    so runs trained before it existed reproduce; its own gradients match finite differences (float64)."""
+    import copy
+
+    import vadflow.nn.trajectory as trajectory_module
+    from vadflow.nn.fused_mlp_flow import MLPFlowFunction, step_parameters
+
+    torch.manual_seed(0)
+    flow = TrajectoryFlow(seg_len=12, features=features).train()
+    batch = {"traj": torch.randn(256, 12, 4).cumsum(1) * 0.05, "norm": torch.randn(256, 3), "camera": torch.randint(1, 13, (256,))}
+    flow.nll(batch)  # ActNorm's data-dependent init (generic path)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    generic = copy.deepcopy(flow)
+    calls = []
+    taken = trajectory_module.mlp_flow_forward
+    monkeypatch.setattr(trajectory_module, "mlp_flow_forward", lambda *a: calls.append(1) or taken(*a))
+    torch.manual_seed(1)  # the same camera dropout in both
+    fast_nll = flow.nll(batch)
+    fast_nll.mean().backward()
+    assert calls, "the training path was not taken"
+    monkeypatch.setattr(trajectory_module, "step_qualifies", lambda step: False)
+    torch.manual_seed(1)
+    generic_nll = generic.nll(batch)
+    generic_nll.mean().backward()
+    assert torch.equal(fast_nll, generic_nll)
+    for (name, p), q in zip(flow.named_parameters(), generic.parameters()):
+        assert torch.equal(p.grad, q.grad), name
+
+    small = TrajectoryFlow(seg_len=6, K=2, hidden=8, camera_dim=4, features=features).double().train()
+    small.nll({k: (v[:32, :6].double() if v.is_floating_point() else v[:32]) for k, v in batch.items()})
+    params = [p.detach().clone().requires_grad_() for step in small.flow.steps for p in step_parameters(step)]
+    x = torch.randn(5, small.dim, 1, 1, dtype=torch.float64, requires_grad=True)
+    cond = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, c, *ps: MLPFlowFunction.apply(x, c, small.dim // 2, *ps), (x, cond, *params))
+
+
 def test_normalisation_volume_factor_matches_a_numerical_jacobian_float64():
     """u = s x + m with x on {mean 0, std(y) 1}: the (2N - 3)-dim chart plus (m_x, m_y, s) has
     volume factor N^1.5 s^(2N - 3), the term ``normalisation_jacobian`` adds."""

@@ -40,6 +40,7 @@ from torch import nn
 from vadflow.data.cameras import CAMERA_SLOTS
 from vadflow.nn.camera import camera_slots
 from vadflow.nn.flow import Flow, FlowStep, gaussian_log_prob
+from vadflow.nn.fused_mlp_flow import mlp_flow_forward, step_qualifies
 
 N_TRAJECTORY = 4  # per-frame box features: centre x, centre y, log width, log height
 N_SUMMARY = 10  # features=summary: 3 normalisation parameters + aspect + 6 motion numbers
@@ -118,8 +119,13 @@ class TrajectoryFlow(nn.Module):
             raise ValueError("this model scores the trajectory too: its batches need traj / norm / camera "
                              "(PoseDataModule(trajectory_features=True), WindowBuilder.row_camera)")
         with torch.autocast(device_type=batch["traj"].device.type, enabled=False):
-            g = (trajectory_vector if self.features == "frames" else trajectory_summary)(batch["traj"].float(), batch["norm"].float())
-            z, logdet = self.flow(g[..., None, None], self.condition(batch["camera"]))
+            with torch.no_grad():  # g has no parameters: nothing to record
+                g = (trajectory_vector if self.features == "frames" else trajectory_summary)(batch["traj"].float(), batch["norm"].float())
+            cond = self.condition(batch["camera"])
+            if self.training and torch.is_grad_enabled() and all(step_qualifies(s) for s in self.flow.steps):
+                z, logdet = mlp_flow_forward(self.flow.steps, g[..., None, None], cond)  # the same values, one autograd node
+            else:
+                z, logdet = self.flow(g[..., None, None], cond)
             return -(gaussian_log_prob(z, 0.0) + logdet)
 
 
