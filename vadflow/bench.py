@@ -9,7 +9,9 @@ Each stage runs in its own process so its wall time and peak RSS are its own:
      (``--paths-only``: this stage alone);
   5. ``vadflow-score`` on one hour of synthetic tracks at 25 fps with 5 people per frame (450,000
      poses as AlphaPose JSON), with the shipped STG-NF model (``--score-only``: this stage alone,
-     no data root needed).
+     no data root needed);
+  6. ``--epoch-pairs N --methods A B``: only whole training epochs in Lightning's loop, A and B
+     alternating N times in one process (what a component adds to a method's training time).
 Run it on an otherwise idle machine: two PyTorch jobs on two cores slow each other down a lot.
 """
 from __future__ import annotations
@@ -129,6 +131,65 @@ def flow_paths(dataset: str, threads: int, steps: int) -> dict:
     return out
 
 
+def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int) -> dict[str, list[float]]:
+    """Seconds per whole training epoch in Lightning's loop (the module, logging and gradient
+    clipping of ``vadflow-train``), the methods alternating in one process: a shared machine's speed
+    drifts, so each method's epochs interleave with the others' instead of running in separate
+    windows of time. A first untimed round builds what a run builds once (ActNorm's init, the box table)."""
+    import logging
+
+    import lightning as L
+    import torch
+
+    from vadflow.data.datamodule import PoseDataModule
+    from vadflow.methods import needs_trajectory
+    from vadflow.module import AnomalyModule
+
+    torch.set_num_threads(threads)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    runs = {}
+    for method in methods:
+        L.seed_everything(1, verbose=False)
+        model, _ = build_method(method, dataset)
+        dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=default_path("cache_dir"), batch_size=256,
+                            trajectory_features=needs_trajectory(model))
+        runs[method] = (AnomalyModule(model, _optim_config(method, dataset)), dm)
+    seconds = {method: [] for method in methods}
+    for round_ in range(pairs + 1):
+        for method, (module, dm) in runs.items():
+            trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                accelerator="cpu", devices=1, gradient_clip_val=100, gradient_clip_algorithm="norm", limit_val_batches=0)
+            t0 = time.perf_counter()
+            trainer.fit(module, datamodule=dm)
+            if round_:
+                seconds[method].append(time.perf_counter() - t0)
+    return seconds
+
+
+def _optim_config(method: str, dataset: str) -> dict:
+    from hydra import compose, initialize_config_dir
+
+    from vadflow.config import CONF_DIR, to_plain
+
+    base = method.split("+")[0]
+    preset = ROOT / "conf" / "experiment" / base / f"{dataset}.yaml"
+    overrides = [f"experiment={base}/{dataset}"] if preset.is_file() else [f"method={base}", f"dataset={dataset}"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return to_plain(compose(config_name="train", overrides=overrides + ["paths.output_dir=."]).method.optim)
+
+
+def _print_epoch_pairs(seconds: dict[str, list[float]], dataset: str, threads: int) -> None:
+    import statistics
+
+    first = next(iter(seconds))
+    print(f"\nseconds per training epoch on {dataset}, {threads} threads, methods alternating in one process")
+    for method, values in seconds.items():
+        mean = statistics.mean(values)
+        ratio = "" if method == first else f"  {mean / statistics.mean(seconds[first]) - 1:+.1%} against {first}; per pair " + " ".join(
+            f"{b / a - 1:+.1%}" for a, b in zip(seconds[first], values))
+        print(f"  {method:18s} {mean:7.2f} s ({' '.join(f'{v:.2f}' for v in values)}){ratio}")
+
+
 def _train_steps(model, opt, dm, steps: int) -> float:
     import torch
 
@@ -203,6 +264,8 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-prepare", action="store_true", help="skip the cold/cached prepare timings")
     parser.add_argument("--score-only", action="store_true", help="only the vadflow-score hour (synthetic data, no data root needed)")
     parser.add_argument("--paths-only", action="store_true", help="only STG-NF's fused / eager / bf16-autocast paths (needs the data root)")
+    parser.add_argument("--epoch-pairs", type=int, default=0, metavar="N",
+                        help="only: N rounds of one whole training epoch per method, alternating in one process (the first method is the baseline)")
     parser.add_argument("--child-throughput", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.score_only:
@@ -212,6 +275,9 @@ def main(argv=None) -> None:
         raise SystemExit("bench: set VADFLOW_DATA to the datasets folder (the Makefile does when ../shared/datasets exists)")
     if args.child_throughput:
         print(json.dumps(throughput(args.dataset, args.threads, args.steps, args.child_throughput)))
+        return
+    if args.epoch_pairs:
+        _print_epoch_pairs(epoch_pairs(args.dataset, args.threads, args.methods, args.epoch_pairs), args.dataset, args.threads)
         return
     if args.child_throughput is None and args.paths_only:
         _print_paths(flow_paths(args.dataset, args.threads, args.steps), args.dataset, args.threads)
