@@ -166,6 +166,7 @@ def _ddp_worker(rank: int, world: int, store_file: str, out_file: str) -> None:
             out["loss"].backward()
             opt.step()
         sums.append(float(sum(p.detach().double().sum() for p in model.parameters())))
+    sums.append(_trajectory_flow_steps(DistributedDataParallel, rank))
     gathered = [None] * world
     dist.all_gather_object(gathered, sums)
     if rank == 0:
@@ -174,18 +175,38 @@ def _ddp_worker(rank: int, world: int, store_file: str, out_file: str) -> None:
     dist.destroy_process_group()
 
 
+def _trajectory_flow_steps(ddp, rank: int) -> float:
+    """Three steps of the trajectory flow under DDP: the first initialises ActNorm on the generic
+    path, the next two run its one-node training path, whose gradients must be all-reduced too."""
+    from vadflow.nn.trajectory import TrajectoryFlow
+
+    torch.manual_seed(0)
+    flow = TrajectoryFlow(seg_len=SEG_LEN, K=2, hidden=16).train()
+    flow.forward = lambda batch: flow.nll(batch).mean()
+    wrapped = ddp(flow)
+    opt = torch.optim.Adam(flow.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(rank)
+    for _ in range(3):
+        batch = {"traj": torch.randn(16, SEG_LEN, 4, generator=g).cumsum(1) * 0.05, "norm": torch.randn(16, 3, generator=g),
+                 "camera": torch.randint(1, 4, (16,), generator=g)}
+        opt.zero_grad()
+        wrapped(batch).backward()
+        opt.step()
+    return float(sum(p.detach().double().sum() for p in flow.parameters()))
+
+
 @pytest.mark.timeout(600)
 def test_a_ddp_spawn_step_works_for_every_combination(tmp_path):
     """Two gloo processes, two optimiser steps of every allowed combination on different batches:
-    gradients are all-reduced, so the ranks end with the same weights."""
+    gradients are all-reduced, so the ranks end with the same weights. The trajectory flow too."""
     import torch.multiprocessing as mp
 
     out = tmp_path / "sums.pt"
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
     rank0, rank1 = torch.load(out)
-    assert len(rank0) == len(ALLOWED_COMBINATIONS)
-    for combo, a, b in zip(ALLOWED_COMBINATIONS, rank0, rank1):
-        assert a == pytest.approx(b, rel=1e-6, abs=1e-6), combo_id(combo)
+    assert len(rank0) == len(ALLOWED_COMBINATIONS) + 1
+    for name, a, b in zip([combo_id(c) for c in ALLOWED_COMBINATIONS] + ["trajectory flow"], rank0, rank1):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-6), name
 
 
 # -- each preset learns: a short training on the synthetic data, AUC (stgnf protocol, seed 29) ----

@@ -97,6 +97,7 @@ def test_output_is_quiet_and_a_redirected_log_has_one_line_per_epoch(tmp_path):
     assert "GPU available" in loud.stdout + loud.stderr
 
 
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
 def test_logged_training_terms_are_the_batch_weighted_epoch_means(capsys):
     """Each term is logged once per epoch, as the mean over the epoch's windows (batches of 4, 4 and 2
     windows weigh 4, 4 and 2), and the one-line-per-epoch callback already prints that epoch's values."""
