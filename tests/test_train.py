@@ -128,3 +128,8 @@ def test_logged_training_terms_are_the_batch_weighted_epoch_means(capsys):
     assert trainer.callback_metrics["train/twice"].item() == pytest.approx(2 * expected)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
     assert len(lines) == 2 and all("train/loss 4.5 " in line and "train/twice 9 " in line for line in lines)
+    # an epoch cut short by max_steps still logs the mean over the batches it trained on
+    short = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      accelerator="cpu", devices=1)
+    short.fit(AnomalyModule(Constant()), train_dataloaders=loader)
+    assert short.callback_metrics["train/loss"].item() == pytest.approx(windows[:8].mean().item())

@@ -45,23 +45,33 @@ class AnomalyModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.epoch_sums: dict[str, torch.Tensor] = {}  # batch-size-weighted sums of each logged term
         self.epoch_windows = 0
+        self.epoch_logged = False
 
     def training_step(self, batch, batch_idx):
         out = self.method.loss(batch)
         self.n_nonfinite_loss += int(not torch.isfinite(out["loss"].detach()).all())
         bs = batch["x"].shape[0]
         # Lightning's self.log costs ~0.4 ms a call on CPU, a sizeable share of a small model's step: the
-        # terms are summed here and logged once, on the epoch's last batch (before any callback reads them),
-        # as the same batch-size-weighted epoch means (synchronised over ranks)
+        # terms are summed here and logged once, on the epoch's last batch (before any callback reads them)
         for key, value in out.items():
             weighted = value.detach().float() * bs
             self.epoch_sums[key] = weighted if key not in self.epoch_sums else self.epoch_sums[key] + weighted
         self.epoch_windows += bs
         if batch_idx + 1 >= self.trainer.num_training_batches:
-            for key, total in self.epoch_sums.items():
-                self.log(f"train/{key}", total / self.epoch_windows, on_step=False, on_epoch=True, prog_bar=key == "loss",
-                         batch_size=self.epoch_windows, sync_dist=True)
+            self.log_epoch_terms()
         return out["loss"]
+
+    def on_train_epoch_end(self) -> None:
+        self.log_epoch_terms()  # an epoch cut short (max_steps) logs what it trained on
+
+    def log_epoch_terms(self) -> None:
+        """Each term's batch-size-weighted mean over the epoch's windows, synchronised over ranks."""
+        if self.epoch_logged or not self.epoch_windows:
+            return
+        for key, total in self.epoch_sums.items():
+            self.log(f"train/{key}", total / self.epoch_windows, on_step=False, on_epoch=True, prog_bar=key == "loss",
+                     batch_size=self.epoch_windows, sync_dist=True)
+        self.epoch_logged = True
 
     def validation_step(self, batch, batch_idx):
         """Held-out normal training clips: the quantity sweeps optimise (lower is better)."""
