@@ -1,13 +1,13 @@
 """The trajectory flow's training step as one autograd node: the same operations, hand-chained.
 
 A trajectory vector has ten numbers, so each of the flow's steps (ActNorm -> channel reversal ->
-affine coupling with an MLP, ``TrajectoryFlow``) is ~20 tiny operations. Autograd records a node
-and its saved tensors for each, and that bookkeeping, not the arithmetic, was half of the
-component's training cost. :class:`MLPFlowFunction` runs the whole stack as one node whose
-backward calls the very kernels autograd would call, in the order it calls them (``addmm`` and
-``mm`` for the linear layers, ``aten.gelu_backward``, :class:`~vadflow.nn.flow.CouplingTransform`'s
-backward), so values and gradients equal the generic path's bit for bit
-(``tests/test_trajectory.py``): every figure trained on the generic path reproduces.
+affine coupling with an MLP, ``TrajectoryFlow``) is ~20 tiny operations, and autograd records a
+node and its saved tensors for each. :class:`MLPFlowFunction` runs the whole stack as one node
+whose backward calls the very kernels autograd would call, in the order it calls them (``addmm``
+and ``mm`` for the linear layers, ``aten.gelu_backward``,
+:class:`~vadflow.nn.flow.CouplingTransform`'s backward), so values and gradients equal the generic
+path's bit for bit (checked on CPU, ``tests/test_trajectory.py``): runs trained on the generic path
+reproduce to the last digit. The flow's forward and backward take ~15 % less time this way.
 
 Taken by :meth:`TrajectoryFlow.nll <vadflow.nn.trajectory.TrajectoryFlow.nll>` when training
 with gradients on, without autocast, once every ActNorm is initialised (the first batch
@@ -48,7 +48,7 @@ class MLPFlowFunction(torch.autograd.Function):
             s = torch.exp(logs)
             centred = x + bias
             y = centred * s
-            logdet = logdet + logs.sum() * 1 * 1  # as ActNorm adds it (T = V = 1): the same rounding
+            logdet = logdet + logs.sum()  # as ActNorm adds it (times T V = 1, exact)
             z = y.flip(1)
             z1, z2 = z[:, :split], z[:, split:]
             h0 = torch.cat([z1.flatten(1), cond], 1)
@@ -77,6 +77,7 @@ class MLPFlowFunction(torch.autograd.Function):
         g_x = g_z if g_z is not None else params[0].new_zeros(ctx.shape)
         g_logdet = g_logdet if g_logdet is not None else params[0].new_zeros(ctx.shape[0])
         g_cond = None
+        g_logdet_total = g_logdet.sum()  # what each step's sum(logs) receives
         for k in reversed(range(n)):
             bias, logs, w1, b1, w2, b2, w3, b3 = params[8 * k: 8 * k + 8]
             s, centred, h0, a1, g1, a2, g2, u, moved = saved[9 * k: 9 * k + 9]
@@ -85,9 +86,7 @@ class MLPFlowFunction(torch.autograd.Function):
             scale = u + 1e-6
             g_z2 = g_out * scale
             g_raw = (g_out * moved).add_(g_logdet.view(-1, 1, 1, 1) / scale).mul_(u).mul_(1.0 - u)
-            g_h = torch.zeros(u.shape[0], 2 * u.shape[1], dtype=u.dtype, device=u.device)
-            g_h[:, 0::2] = g_z2.flatten(1)
-            g_h[:, 1::2] = g_raw.flatten(1)
+            g_h = torch.stack([g_z2.flatten(1), g_raw.flatten(1)], 2).flatten(1)  # shift, raw interleaved as h holds them
             # the three linear layers and GELUs, as AddmmBackward / GeluBackward compute them
             g_g2, grads[8 * k + 6], grads[8 * k + 7] = _linear_backward(g_h, g2, w3)
             g_g1, grads[8 * k + 4], grads[8 * k + 5] = _linear_backward(gelu_backward(g_g2, a2), g1, w2)
@@ -99,7 +98,7 @@ class MLPFlowFunction(torch.autograd.Function):
             # ActNorm: y = (x + bias) * exp(logs); logdet gains sum(logs)
             g_x = g_y * s
             grads[8 * k] = g_x.sum((0, 2, 3), keepdim=True)
-            grads[8 * k + 1] = (g_y * centred).sum((0, 2, 3), keepdim=True) * s + g_logdet.sum().expand_as(logs)
+            grads[8 * k + 1] = (g_y * centred).sum((0, 2, 3), keepdim=True) * s + g_logdet_total.expand_as(logs)
         return g_x, g_cond, None, *grads
 
 
