@@ -106,7 +106,8 @@ def test_one_node_training_path_equals_the_generic_flow_bit_for_bit(features, mo
     generic = copy.deepcopy(flow)
     calls = []
     taken = trajectory_module.mlp_flow_forward
-    monkeypatch.setattr(trajectory_module, "mlp_flow_forward", lambda *a: calls.append(1) or taken(*a))
+    monkeypatch.setattr(trajectory_module, "mlp_flow_forward", lambda *a: calls.append(len(calls) + 1) or taken(*a))
+    qualifies = trajectory_module.step_qualifies
     torch.manual_seed(1)  # the same camera dropout in both
     fast_nll = flow.nll(batch)
     fast_nll.mean().backward()
@@ -118,6 +119,15 @@ def test_one_node_training_path_equals_the_generic_flow_bit_for_bit(features, mo
     assert torch.equal(fast_nll, generic_nll)
     for (name, p), q in zip(flow.named_parameters(), generic.parameters()):
         assert torch.equal(p.grad, q.grad), name
+    # a caller asking for gradients of the box trajectory gets them on both paths
+    input_grads = []
+    for model, rule in ((flow, qualifies), (generic, lambda step: False)):
+        monkeypatch.setattr(trajectory_module, "step_qualifies", rule)
+        traj = batch["traj"].clone().requires_grad_()
+        torch.manual_seed(1)
+        model.nll({**batch, "traj": traj}).sum().backward()
+        input_grads.append(traj.grad)
+    assert calls[-1] == 2 and input_grads[0].abs().sum() > 0 and torch.equal(*input_grads)
 
     small = TrajectoryFlow(seg_len=6, K=2, hidden=8, camera_dim=4, features=features).double().train()
     small.nll({k: (v[:32, :6].double() if v.is_floating_point() else v[:32]) for k, v in batch.items()})

@@ -119,8 +119,10 @@ class TrajectoryFlow(nn.Module):
             raise ValueError("this model scores the trajectory too: its batches need traj / norm / camera "
                              "(PoseDataModule(trajectory_features=True), WindowBuilder.row_camera)")
         with torch.autocast(device_type=batch["traj"].device.type, enabled=False):
-            with torch.no_grad():  # g has no parameters: nothing to record
-                g = (trajectory_vector if self.features == "frames" else trajectory_summary)(batch["traj"].float(), batch["norm"].float())
+            traj, norm = batch["traj"].float(), batch["norm"].float()
+            # g has no parameters: nothing to record unless a caller asks for gradients of the inputs
+            with torch.set_grad_enabled(torch.is_grad_enabled() and (traj.requires_grad or norm.requires_grad)):
+                g = (trajectory_vector if self.features == "frames" else trajectory_summary)(traj, norm)
             cond = self.condition(batch["camera"])
             if self.training and torch.is_grad_enabled() and all(step_qualifies(s) for s in self.flow.steps):
                 z, logdet = mlp_flow_forward(self.flow.steps, g[..., None, None], cond)  # the same values, one autograd node
