@@ -1,5 +1,6 @@
 """End to end on small synthetic data: train, write the run dir, reload, evaluate, reproduce."""
 import json
+import logging
 import subprocess
 import sys
 
@@ -133,3 +134,23 @@ def test_logged_training_terms_are_the_batch_weighted_epoch_means(capsys):
                       accelerator="cpu", devices=1)
     short.fit(AnomalyModule(Constant()), train_dataloaders=loader)
     assert short.callback_metrics["train/loss"].item() == pytest.approx(windows[:8].mean().item())
+
+
+def test_epoch_pairs_time_whole_epochs_of_each_method_alternating(capsys, monkeypatch, tmp_path):
+    """``vadflow.bench --epoch-pairs``: one timed epoch per method and round (after an untimed one),
+    printed with the second method's share over the first."""
+    from vadflow import bench
+
+    monkeypatch.setenv("VADFLOW_DATA", str(tmp_path))  # the synthetic dataset needs no data root
+    monkeypatch.setenv("VADFLOW_CACHE", str(tmp_path / "cache"))
+    threads, lightning_log = torch.get_num_threads(), logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    try:
+        bench.main(["--epoch-pairs", "2", "--methods", "stgnf", "stgnf+trajectory", "--dataset", "synthetic", "--threads", "1"])
+    finally:  # the bench sets both for its own process
+        torch.set_num_threads(threads)
+        lightning_log.setLevel(level)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  stgnf")]
+    assert len(lines) == 2 and "against stgnf; per pair" in lines[1]
+    timed = [line.split("(")[1].split(")")[0].split() for line in lines]
+    assert [len(t) for t in timed] == [2, 2] and all(float(v) > 0 for t in timed for v in t)
