@@ -93,7 +93,7 @@ def test_one_node_training_path_equals_the_generic_flow_bit_for_bit(features, mo
     so runs trained before it existed reproduce; its own gradients match finite differences (float64)."""
     import copy
 
-    import vadflow.nn.trajectory as trajectory_module
+    import vadflow.nn.fused_mlp_flow as fused_module
     from vadflow.nn.fused_mlp_flow import MLPFlowFunction, step_parameters
 
     torch.manual_seed(0)
@@ -104,25 +104,24 @@ def test_one_node_training_path_equals_the_generic_flow_bit_for_bit(features, mo
         for p in flow.parameters():
             p.add_(0.1 * torch.randn_like(p))
     generic = copy.deepcopy(flow)
+    assert flow.flow.mlp_fusable
+    generic.flow.mlp_fusable = False
     calls = []
-    taken = trajectory_module.mlp_flow_forward
-    monkeypatch.setattr(trajectory_module, "mlp_flow_forward", lambda *a: calls.append(len(calls) + 1) or taken(*a))
-    qualifies = trajectory_module.step_qualifies
+    taken = fused_module.mlp_flow_forward
+    monkeypatch.setattr(fused_module, "mlp_flow_forward", lambda *a: calls.append(len(calls) + 1) or taken(*a))
     torch.manual_seed(1)  # the same camera dropout in both
     fast_nll = flow.nll(batch)
     fast_nll.mean().backward()
     assert calls, "the training path was not taken"
-    monkeypatch.setattr(trajectory_module, "step_qualifies", lambda step: False)
     torch.manual_seed(1)
     generic_nll = generic.nll(batch)
     generic_nll.mean().backward()
-    assert torch.equal(fast_nll, generic_nll)
+    assert calls == [1] and torch.equal(fast_nll, generic_nll)
     for (name, p), q in zip(flow.named_parameters(), generic.parameters()):
         assert torch.equal(p.grad, q.grad), name
     # a caller asking for gradients of the box trajectory gets them on both paths
     input_grads = []
-    for model, rule in ((flow, qualifies), (generic, lambda step: False)):
-        monkeypatch.setattr(trajectory_module, "step_qualifies", rule)
+    for model in (flow, generic):
         traj = batch["traj"].clone().requires_grad_()
         torch.manual_seed(1)
         model.nll({**batch, "traj": traj}).sum().backward()

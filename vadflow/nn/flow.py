@@ -121,22 +121,29 @@ class Flow(nn.Module):
     def __init__(self, steps: list[FlowStep]):
         super().__init__()
         self.steps = nn.ModuleList(steps)
-        from vadflow.nn.fused_flow import step_qualifies
+        from vadflow.nn import fused_flow, fused_mlp_flow
 
         # the fused kernels run only where every coupling network declares them (fused_path());
         # they need fp32 without autocast, so bf16 autocast always takes the eager loop below
-        self.fusable = all(step_qualifies(s) for s in self.steps)
+        self.fusable = all(fused_flow.step_qualifies(s) for s in self.steps)
+        # MLP couplings on a vector (the trajectory flow): training as one autograd node, the same values
+        self.mlp_fusable = all(fused_mlp_flow.step_qualifies(s) for s in self.steps)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, per_location: bool = False):
         if self.fusable and cond is None and not self.training and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
             from vadflow.nn.fused_flow import fused_forward
 
             return fused_forward(self.steps, x, per_location)  # same maths, a few fused passes (scoring)
-        if (self.fusable and cond is None and self.training and not per_location and torch.is_grad_enabled()
-                and not torch.is_autocast_enabled(x.device.type) and all(bool(s.actnorm.initialized) for s in self.steps)):
+        trains_fused = (self.training and not per_location and torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
+                        and all(bool(s.actnorm.initialized) for s in self.steps))  # the first batch initialises ActNorm eagerly
+        if self.fusable and cond is None and trains_fused:
             from vadflow.nn.fused_flow import plane_train_forward
 
             return plane_train_forward(self.steps, x)  # same maths, fewer passes (training)
+        if self.mlp_fusable and cond is not None and x.shape[2:] == (1, 1) and trains_fused:
+            from vadflow.nn.fused_mlp_flow import mlp_flow_forward
+
+            return mlp_flow_forward(self.steps, x, cond)  # the same values, one autograd node (training)
         shape = (x.shape[0], x.shape[2], x.shape[3]) if per_location else (x.shape[0],)
         logdet = torch.zeros(shape, device=x.device, dtype=x.dtype)
         z = x

@@ -9,9 +9,9 @@ and ``mm`` for the linear layers, ``aten.gelu_backward``,
 path's bit for bit (checked on CPU, ``tests/test_trajectory.py``): runs trained on the generic path
 reproduce to the last digit. The flow's forward and backward take ~15 % less time this way.
 
-Taken by :meth:`TrajectoryFlow.nll <vadflow.nn.trajectory.TrajectoryFlow.nll>` when training
-with gradients on, without autocast, once every ActNorm is initialised (the first batch
-initialises them on the generic path).
+Taken by :class:`~vadflow.nn.flow.Flow` (``mlp_fusable``) when training with gradients on and a
+condition, without autocast, once every ActNorm is initialised (the first batch initialises them
+on the generic path).
 """
 from __future__ import annotations
 
@@ -28,12 +28,12 @@ def step_parameters(step) -> list[torch.Tensor]:
 
 
 def step_qualifies(step) -> bool:
-    """An ActNorm + coupling whose network is Linear, GELU, Linear, GELU, Linear (``CameraMLP``)."""
+    """An ActNorm + coupling whose network is Linear, exact GELU, Linear, exact GELU, Linear on the
+    kept half and the condition (``CameraMLP``)."""
     layers = list(getattr(step.coupling.net, "net", []))
     kinds = [type(m) for m in layers]
     gelus_exact = all(m.approximate == "none" for m in layers if isinstance(m, torch.nn.GELU))
-    return (kinds == [torch.nn.Linear, torch.nn.GELU, torch.nn.Linear, torch.nn.GELU, torch.nn.Linear] and gelus_exact
-            and bool(step.actnorm.initialized))
+    return kinds == [torch.nn.Linear, torch.nn.GELU, torch.nn.Linear, torch.nn.GELU, torch.nn.Linear] and gelus_exact
 
 
 class MLPFlowFunction(torch.autograd.Function):

@@ -40,7 +40,6 @@ from torch import nn
 from vadflow.data.cameras import CAMERA_SLOTS
 from vadflow.nn.camera import camera_slots
 from vadflow.nn.flow import Flow, FlowStep, gaussian_log_prob
-from vadflow.nn.fused_mlp_flow import mlp_flow_forward, step_qualifies
 
 N_TRAJECTORY = 4  # per-frame box features: centre x, centre y, log width, log height
 N_SUMMARY = 10  # features=summary: 3 normalisation parameters + aspect + 6 motion numbers
@@ -123,11 +122,7 @@ class TrajectoryFlow(nn.Module):
             # g has no parameters: nothing to record unless a caller asks for gradients of the inputs
             with torch.set_grad_enabled(torch.is_grad_enabled() and (traj.requires_grad or norm.requires_grad)):
                 g = (trajectory_vector if self.features == "frames" else trajectory_summary)(traj, norm)
-            cond = self.condition(batch["camera"])
-            if self.training and torch.is_grad_enabled() and all(step_qualifies(s) for s in self.flow.steps):
-                z, logdet = mlp_flow_forward(self.flow.steps, g[..., None, None], cond)  # the same values, one autograd node
-            else:
-                z, logdet = self.flow(g[..., None, None], cond)
+            z, logdet = self.flow(g[..., None, None], self.condition(batch["camera"]))
             return -(gaussian_log_prob(z, 0.0) + logdet)
 
 
