@@ -50,11 +50,20 @@ def build_method(method: str, dataset: str):
     """The method as its experiment preset (or its config) builds it, with that loss and optimiser
     (``<method>+trajectory`` / ``<method>+frame`` / ``gmfcvae+stream``: with the trajectory
     component, as ``trajectory=flow`` / ``frame`` / ``stream`` trains it)."""
+    from vadflow.module import AnomalyModule
+
+    model, optim = method_and_optim(method, dataset)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = AnomalyModule(model, optim).configure_optimizers()["optimizer"] if params else None
+    return model, opt
+
+
+def method_and_optim(method: str, dataset: str):
+    """``build_method``'s model, and its optimiser's config (``method.optim``) instead of the optimiser."""
     import hydra
     from hydra import compose, initialize_config_dir
 
     from vadflow.config import CONF_DIR, to_plain
-    from vadflow.module import AnomalyModule
     from vadflow.build import build_method as build_configured, method_config
 
     base, kind = method, None
@@ -66,10 +75,7 @@ def build_method(method: str, dataset: str):
     overrides += [f"trajectory={kind}"] if kind else []
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides + ["paths.output_dir=."])
-    model = build_configured(method_config(cfg), hydra.utils.instantiate(cfg.loss))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = AnomalyModule(model, to_plain(cfg.method.optim)).configure_optimizers()["optimizer"] if params else None
-    return model, opt
+    return build_configured(method_config(cfg), hydra.utils.instantiate(cfg.loss)), to_plain(cfg.method.optim)
 
 
 def throughput(dataset: str, threads: int, steps: int, method: str = "stgnf") -> dict:
@@ -150,10 +156,10 @@ def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int) -> d
     runs = {}
     for method in methods:
         L.seed_everything(1, verbose=False)
-        model, _ = build_method(method, dataset)
+        model, optim = method_and_optim(method, dataset)
         dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=default_path("cache_dir"), batch_size=256,
                             trajectory_features=needs_trajectory(model))
-        runs[method] = (AnomalyModule(model, _optim_config(method, dataset)), dm)
+        runs[method] = (AnomalyModule(model, optim), dm)
     seconds = {method: [] for method in methods}
     for round_ in range(pairs + 1):
         for method, (module, dm) in runs.items():
@@ -164,18 +170,6 @@ def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int) -> d
             if round_:
                 seconds[method].append(time.perf_counter() - t0)
     return seconds
-
-
-def _optim_config(method: str, dataset: str) -> dict:
-    from hydra import compose, initialize_config_dir
-
-    from vadflow.config import CONF_DIR, to_plain
-
-    base = method.split("+")[0]
-    preset = ROOT / "conf" / "experiment" / base / f"{dataset}.yaml"
-    overrides = [f"experiment={base}/{dataset}"] if preset.is_file() else [f"method={base}", f"dataset={dataset}"]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return to_plain(compose(config_name="train", overrides=overrides + ["paths.output_dir=."]).method.optim)
 
 
 def _print_epoch_pairs(seconds: dict[str, list[float]], dataset: str, threads: int) -> None:
