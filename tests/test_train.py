@@ -154,3 +154,15 @@ def test_epoch_pairs_time_whole_epochs_of_each_method_alternating(capsys, monkey
     assert len(lines) == 2 and "against stgnf; per pair" in lines[1]
     timed = [line.split("(")[1].split(")")[0].split() for line in lines]
     assert [len(t) for t in timed] == [2, 2] and all(float(v) > 0 for t in timed for v in t)
+
+
+@pytest.mark.parametrize("args, named", [(["--methods", "stgnf", "nope+trajectory"], "'nope+trajectory'"),
+                                         (["--dataset", "hr_avenu"], "'hr_avenu'")])
+def test_bench_refuses_an_unknown_method_or_dataset_in_one_line(args, named, capsys, monkeypatch, tmp_path):
+    from vadflow import bench
+
+    monkeypatch.setenv("VADFLOW_DATA", str(tmp_path))
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--epoch-pairs", "1", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and named in err[0] and err[0].startswith("bench: unknown")

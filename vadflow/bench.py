@@ -58,6 +58,25 @@ def build_method(method: str, dataset: str):
     return model, opt
 
 
+def split_method(method: str) -> tuple[str, str | None]:
+    """``stgnf+trajectory`` -> (``stgnf``, ``flow``): the method and its trajectory component, if any."""
+    for suffix, name in TRAJECTORY_SUFFIXES.items():
+        if method.endswith(suffix):
+            return method.removesuffix(suffix), name
+    return method, None
+
+
+def check_names(methods: list[str], dataset: str) -> None:
+    """An unknown method or dataset is one line and exit 2, before any data is read."""
+    known = {group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml")) for group in ("method", "dataset")}
+    problems = [] if dataset in known["dataset"] else [f"unknown --dataset {dataset!r}; one of {', '.join(known['dataset'])}"]
+    problems += [f"unknown method {m!r} in --methods; one of {', '.join(known['method'])}, optionally with {' / '.join(TRAJECTORY_SUFFIXES)}"
+                 for m in methods if split_method(m)[0] not in known["method"]]
+    if problems:
+        print(f"bench: {problems[0]}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def method_and_optim(method: str, dataset: str):
     """``build_method``'s model, and its optimiser's config (``method.optim``) instead of the optimiser."""
     import hydra
@@ -66,10 +85,7 @@ def method_and_optim(method: str, dataset: str):
     from vadflow.config import CONF_DIR, to_plain
     from vadflow.build import build_method as build_configured, method_config
 
-    base, kind = method, None
-    for suffix, name in TRAJECTORY_SUFFIXES.items():
-        if method.endswith(suffix):
-            base, kind = method.removesuffix(suffix), name
+    base, kind = split_method(method)
     preset = ROOT / "conf" / "experiment" / base / f"{dataset}.yaml"
     overrides = [f"experiment={base}/{dataset}"] if preset.is_file() else [f"method={base}", f"dataset={dataset}"]
     overrides += [f"trajectory={kind}"] if kind else []
@@ -270,6 +286,7 @@ def main(argv=None) -> None:
     if args.child_throughput:
         print(json.dumps(throughput(args.dataset, args.threads, args.steps, args.child_throughput)))
         return
+    check_names(args.methods, args.dataset)
     if args.epoch_pairs:
         _print_epoch_pairs(epoch_pairs(args.dataset, args.threads, args.methods, args.epoch_pairs), args.dataset, args.threads)
         return
