@@ -239,9 +239,15 @@ def test_shipped_checkpoint_loads_key_for_key(path):
     stored tensor loaded (strict) and none left at its initial value."""
     from vadflow.checkpoint import load_method, read_checkpoint
 
+    from vadflow.nn.flow import Flow
+
     ckpt = read_checkpoint(path)
     model, _ = load_method(ckpt)  # load_state_dict is strict: a missing or unexpected key raises
     state = model.state_dict()
+    for prefix, flow in model.named_modules():  # a packed flow's tensor, as the per-layer tensors it was saved as
+        if isinstance(flow, Flow) and flow.slots:
+            packed = state.pop(f"{prefix}.packed")
+            state.update({f"{prefix}.{name}": packed[offset: offset + shape.numel()].view(shape) for name, _, _, offset, shape in flow.slots})
     assert len(state) == len(ckpt["state_dict"])
     stored = {k if k in state else f"conditioner.{k}": v for k, v in ckpt["state_dict"].items()}
     assert set(stored) == set(state)

@@ -12,7 +12,8 @@ from vadflow.data.synthetic import GLOBAL_ANOMALY_KINDS, generate_synthetic
 from vadflow.data.windows import normalize_windows, trajectory_features, window_statistics
 from vadflow.methods import METHODS
 from vadflow.methods.trajectory_aware import TrajectoryAware
-from vadflow.nn.trajectory import SUMMARY_EPS, TrajectoryFlow, trajectory_summary, trajectory_vector
+from vadflow.data.windows import SUMMARY_EPS, trajectory_summary
+from vadflow.nn.trajectory import TrajectoryFlow, trajectory_vector
 
 
 def test_box_features_of_a_hand_made_window():
@@ -89,23 +90,23 @@ def test_trajectory_flow_log_determinant_is_exact_float64(features, vector, dim)
 
 @pytest.mark.parametrize("features", ["frames", "summary"])
 def test_one_node_training_path_equals_the_generic_flow_bit_for_bit(features, monkeypatch):
-    """The training path (one autograd node) gives the generic path's NLL and every gradient exactly,
-    so runs trained before it existed reproduce; its own gradients match finite differences (float64)."""
-    import copy
-
+    """The training path (one autograd node on the packed weights) gives the NLL and every gradient
+    of the generic path on one tensor per layer exactly, so runs trained before either existed
+    reproduce; its own gradients match finite differences (float64)."""
     import vadflow.nn.fused_mlp_flow as fused_module
-    from vadflow.nn.fused_mlp_flow import MLPFlowFunction, step_parameters
+    from vadflow.nn.fused_mlp_flow import MLPFlowFunction
 
     torch.manual_seed(0)
-    flow = TrajectoryFlow(seg_len=12, features=features).train()
+    generic = TrajectoryFlow(seg_len=12, features=features, packed=False).train()
     batch = {"traj": torch.randn(256, 12, 4).cumsum(1) * 0.05, "norm": torch.randn(256, 3), "camera": torch.randint(1, 13, (256,))}
-    flow.nll(batch)  # ActNorm's data-dependent init (generic path)
+    generic.nll(batch)  # ActNorm's data-dependent init
     with torch.no_grad():
-        for p in flow.parameters():
+        for p in generic.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    generic = copy.deepcopy(flow)
-    assert flow.flow.mlp_fusable
-    generic.flow.mlp_fusable = False
+    flow = TrajectoryFlow(seg_len=12, features=features).train()
+    flow.load_state_dict(generic.state_dict())  # one tensor per layer loads into the packed flow
+    assert flow.flow.mlp_fusable and not generic.flow.mlp_fusable
+    assert [name for name, _ in flow.named_parameters()] == ["camera.weight", "flow.packed"]
     calls = []
     taken = fused_module.mlp_flow_forward
     monkeypatch.setattr(fused_module, "mlp_flow_forward", lambda *a: calls.append(len(calls) + 1) or taken(*a))
@@ -117,8 +118,9 @@ def test_one_node_training_path_equals_the_generic_flow_bit_for_bit(features, mo
     generic_nll = generic.nll(batch)
     generic_nll.mean().backward()
     assert calls == [1] and torch.equal(fast_nll, generic_nll)
-    for (name, p), q in zip(flow.named_parameters(), generic.parameters()):
-        assert torch.equal(p.grad, q.grad), name
+    layer_grads = torch.cat([p.grad.reshape(-1) for name, p in generic.named_parameters() if name.startswith("flow.")])
+    assert torch.equal(flow.flow.packed.grad, layer_grads)
+    assert torch.equal(flow.camera.weight.grad, generic.camera.weight.grad)
     # a caller asking for gradients of the box trajectory gets them on both paths
     input_grads = []
     for model in (flow, generic):
@@ -130,10 +132,31 @@ def test_one_node_training_path_equals_the_generic_flow_bit_for_bit(features, mo
 
     small = TrajectoryFlow(seg_len=6, K=2, hidden=8, camera_dim=4, features=features).double().train()
     small.nll({k: (v[:32, :6].double() if v.is_floating_point() else v[:32]) for k, v in batch.items()})
-    params = [p.detach().clone().requires_grad_() for step in small.flow.steps for p in step_parameters(step)]
+    shapes = tuple(slot[4] for slot in small.flow.slots)
+    flat = small.flow.packed.detach().clone().requires_grad_()
     x = torch.randn(5, small.dim, 1, 1, dtype=torch.float64, requires_grad=True)
     cond = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, c, *ps: MLPFlowFunction.apply(x, c, small.dim // 2, *ps), (x, cond, *params))
+    assert torch.autograd.gradcheck(lambda x, c, w: MLPFlowFunction.apply(x, c, small.dim // 2, shapes, w), (x, cond, flat))
+
+
+def test_packed_flow_moves_copies_and_scores_like_the_layered_one():
+    """The packed weights are views made on each forward: after ``.double()``, a deep copy and a
+    pickle round trip the flow scores as the same flow with one tensor per layer."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    layered = TrajectoryFlow(seg_len=8, features="summary", packed=False)
+    batch = {"traj": torch.randn(64, 8, 4).cumsum(1) * 0.05, "norm": torch.randn(64, 3), "camera": torch.randint(1, 13, (64,))}
+    layered.train().nll(batch)
+    packed = TrajectoryFlow(seg_len=8, features="summary")
+    packed.load_state_dict(layered.state_dict())
+    packed = pickle.loads(pickle.dumps(copy.deepcopy(packed))).double().eval()
+    layered = layered.double().eval()
+    as_double = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
+    with torch.no_grad():
+        assert torch.equal(packed.nll(as_double), layered.nll(as_double))
+    assert not hasattr(packed.flow.steps[0].actnorm, "bias")  # no view outlives a forward
 
 
 def test_normalisation_volume_factor_matches_a_numerical_jacobian_float64():

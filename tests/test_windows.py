@@ -182,3 +182,38 @@ def test_datamodule_scores_short_test_tracks_with_reflect(tmp_path):
     # a padded window's centre frame lies inside its own span
     first, span, centre = w.first[short], w.span[short], w.frame[short]
     assert ((first <= centre) & (centre < first + span)).all()
+
+
+def test_kept_trajectory_summaries_equal_the_per_batch_ones_and_feed_the_flow(tmp_path):
+    """trajectory_summary=True: training batches carry each window's summary, computed on its first
+    batch and looked up afterwards; over two epochs (flipped copies included) it equals the summary
+    computed from that batch's own traj / norm bit for bit, and the trajectory flow's NLL is the
+    same with it as without it."""
+    from vadflow.data.datamodule import PoseDataModule
+    from vadflow.data.types import DataError
+    from vadflow.data.windows import trajectory_summary
+    from vadflow.nn.trajectory import TrajectoryFlow
+
+    kw = dict(synthetic={"n_train_clips": 4, "n_test_clips": 1, "clip_len": 150}, batch_size=64, trajectory_features=True)
+    dm = PoseDataModule("synthetic", str(tmp_path), str(tmp_path / "cache"), trajectory_summary=True, **kw)
+    dm.setup()
+    flow = TrajectoryFlow(seg_len=dm.seg_len, features="summary").eval()
+    batches = 0
+    for _ in range(2):
+        for batch in dm.train_dataloader():
+            assert torch.equal(batch["traj_summary"], trajectory_summary(batch["traj"], batch["norm"]))
+            without = {k: v for k, v in batch.items() if k != "traj_summary"}
+            with torch.no_grad():
+                assert torch.equal(flow.nll(batch), flow.nll(without))
+            batches += 1
+    builder = dm.train_set.builder
+    assert batches > 2 and int(builder._summary_known.sum()) == dm.train_set.n  # every window once, then looked up
+    builder._summary[dm.train_set.starts] += 1.0  # what the flow reads is the kept table, not a recomputation
+    batch = next(iter(dm.train_dataloader()))
+    assert torch.equal(batch["traj_summary"], trajectory_summary(batch["traj"], batch["norm"]) + 1.0)
+    assert "traj_summary" not in dm.test_set.__getitems__([0, 1])  # scoring computes it in the model
+    plain = PoseDataModule("synthetic", str(tmp_path), str(tmp_path / "cache"), **kw)
+    plain.setup()
+    assert "traj_summary" not in next(iter(plain.train_dataloader()))
+    with pytest.raises(DataError, match="trajectory_summary needs trajectory_features"):
+        PoseDataModule("synthetic", str(tmp_path), str(tmp_path / "cache"), trajectory_summary=True)

@@ -100,13 +100,13 @@ def throughput(dataset: str, threads: int, steps: int, method: str = "stgnf") ->
     import torch
 
     from vadflow.data.datamodule import PoseDataModule
-    from vadflow.methods import needs_trajectory
+    from vadflow.methods import needs_trajectory, reads_trajectory_summary
 
     torch.set_num_threads(threads)
     L.seed_everything(0, verbose=False)
     model, opt = build_method(method, dataset)
     dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=default_path("cache_dir"), batch_size=256,
-                        trajectory_features=needs_trajectory(model))
+                        trajectory_features=needs_trajectory(model), trajectory_summary=reads_trajectory_summary(model))
     dm.setup()
     model.train()
     if hasattr(model, "fit_reference"):  # trajectory=frame: each camera's reference, before training as vadflow-train does
@@ -164,7 +164,7 @@ def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int) -> d
     import torch
 
     from vadflow.data.datamodule import PoseDataModule
-    from vadflow.methods import needs_trajectory
+    from vadflow.methods import needs_trajectory, reads_trajectory_summary
     from vadflow.module import AnomalyModule
 
     torch.set_num_threads(threads)
@@ -174,7 +174,7 @@ def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int) -> d
         L.seed_everything(1, verbose=False)
         model, optim = method_and_optim(method, dataset)
         dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=default_path("cache_dir"), batch_size=256,
-                            trajectory_features=needs_trajectory(model))
+                            trajectory_features=needs_trajectory(model), trajectory_summary=reads_trajectory_summary(model))
         runs[method] = (AnomalyModule(model, optim), dm)
     seconds = {method: [] for method in methods}
     for round_ in range(pairs + 1):

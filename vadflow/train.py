@@ -27,7 +27,7 @@ from vadflow.config import CONF_DIR, datamodule_kwargs, set_threads, to_plain
 from vadflow.config_check import check_config
 from vadflow.console import EpochLines, progress_bar, quiet
 from vadflow.data.datamodule import PoseDataModule
-from vadflow.methods import needs_trajectory
+from vadflow.methods import needs_trajectory, reads_trajectory_summary
 from vadflow.module import AnomalyModule, count_trainable
 from vadflow.resume import Interrupted, epoch_checkpoints, last_checkpoint, resume_checkpoint, stop_on_signals
 from vadflow.losses import Objective
@@ -52,7 +52,7 @@ def run_training(cfg: DictConfig) -> dict:
                            score_training_windows=scoring.needs_training_scores(protocols))
     loggers = build_loggers(cfg)
     dm = PoseDataModule(**datamodule_kwargs(to_plain(cfg.dataset), to_plain(cfg.paths), int(cfg.method.batch_size)),
-                        trajectory_features=trajectory_features)
+                        trajectory_features=trajectory_features, trajectory_summary=reads_trajectory_summary(method))
     threads = set_threads(cfg.get("threads"))
     quiet(bool(cfg.get("verbose", False)))
     failed = True

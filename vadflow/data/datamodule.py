@@ -92,6 +92,7 @@ class PoseDataModule(L.LightningDataModule):
         fix_train_frame_offset: bool = False,
         strict: bool = False,
         trajectory_features: bool = False,
+        trajectory_summary: bool = False,
         **_protocol_keys,  # protocols, exclude_clips, ignore_ranges, mocodad, ...: vadflow.scoring.protocols_of reads them
     ):
         super().__init__()
@@ -122,6 +123,9 @@ class PoseDataModule(L.LightningDataModule):
         self.fix_train_frame_offset = bool(fix_train_frame_offset)
         self.strict = bool(strict)  # every skipped or repaired input is an error
         self.trajectory_features = bool(trajectory_features)  # batches carry traj / norm / camera (trajectory models)
+        self.trajectory_summary = bool(trajectory_summary)  # training batches also carry traj_summary, kept per window
+        if self.trajectory_summary and not self.trajectory_features:
+            raise DataError("trajectory_summary needs trajectory_features (the summary is of the box trajectory)")
         self.train_set = self.test_set = None
         self.test_windows: ScoringWindows | None = None
         self.prepare_info: dict = {}
@@ -179,6 +183,7 @@ class PoseDataModule(L.LightningDataModule):
             slots = lambda split: row_camera_slots(split.clips, split.track_clip, split.track_ptr)  # noqa: E731
             train_slots = slots(train) if self.contamination is None else np.concatenate([slots(train), slots(test)])  # test rows follow
             self.train_set.builder.row_camera = torch.from_numpy(train_slots)
+            self.train_set.builder.keep_summary = self.trajectory_summary
         if len(val_starts):
             self.val_set = WindowDataset(val_starts, self.train_set.builder)
         log.info("%s: %d train windows (x%d flip), %d test windows", self.name, len(train_starts), 2 if self.flip else 1, test_windows.n)

@@ -106,6 +106,11 @@ class WindowBuilder:
         self.use_visibility = use_visibility
         self.row_camera: torch.Tensor | None = None  # (R,) camera index per row: batches then carry the trajectory
         self._row_box: torch.Tensor | None = None  # (R, 4) each row's box (frame_boxes), built on the first such batch
+        # batches also carry traj_summary (trajectory_summary of each full window), kept per first row
+        # once computed: it depends on the window alone (never flipped), and training reads each window every epoch
+        self.keep_summary = False
+        self._summary: torch.Tensor | None = None  # (R, N_SUMMARY), valid where _summary_known
+        self._summary_known: torch.Tensor | None = None
 
     def __call__(self, starts: torch.Tensor, flip: torch.Tensor | None = None, dtype=torch.float32, last: torch.Tensor | None = None):
         """``last``: each window's last real row (padded windows of short tracks); None = full windows."""
@@ -123,7 +128,21 @@ class WindowBuilder:
             out["traj"], out["norm"] = trajectory_features(xy, vis, normalised_over_detected=self.use_visibility, stats=stats,
                                                            boxes=self._boxes(starts) if last is None else None)
             out["camera"] = self.row_camera[starts]
+            if self.keep_summary and last is None:
+                out["traj_summary"] = self._summaries(starts, out["traj"], out["norm"])
         return out
+
+    def _summaries(self, starts: torch.Tensor, traj: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+        """(B, N_SUMMARY) :func:`trajectory_summary` of full windows: computed for the windows not
+        seen before (each row of the result depends on its window alone), looked up after."""
+        if self._summary is None:
+            self._summary = torch.zeros(len(self.kp), N_SUMMARY)
+            self._summary_known = torch.zeros(len(self.kp), dtype=torch.bool)
+        new = ~self._summary_known[starts]
+        if bool(new.any()):
+            self._summary[starts[new]] = trajectory_summary(traj[new], norm[new])
+            self._summary_known[starts[new]] = True
+        return self._summary[starts]
 
     def _boxes(self, starts: torch.Tensor) -> torch.Tensor:
         """(B, T, 4) boxes of full windows, looked up: a row's box depends on that row alone, and
@@ -205,6 +224,25 @@ def trajectory_features(xy: torch.Tensor, vis: torch.Tensor | None = None, norma
     mean, std_y = stats if stats is not None else window_statistics(xy, vis if normalised_over_detected else None)
     norm = torch.cat([mean.view(-1, 2), std_y.log()[:, None]], 1)
     return traj, norm
+
+
+N_SUMMARY = 10  # trajectory_summary: 3 normalisation parameters + aspect + 6 motion numbers
+SUMMARY_EPS = 1e-3  # body heights per frame: below the pose detector's jitter, keeps the logs finite
+
+
+def trajectory_summary(traj: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """(B, T, 4) box trajectory + (B, 3) normalisation parameters -> (B, 10) summary ``g``."""
+    centre, log_w, log_h = traj[..., :2], traj[..., 2], traj[..., 3]
+    height = log_h.mean(1).exp()[:, None]
+    aspect = (log_w - log_h).mean(1, keepdim=True)
+    step = (centre[:, 1:] - centre[:, :-1]) / height[..., None]  # (B, T - 1, 2), body heights per frame
+    velocity = step.mean(1)
+    speed = (step.norm(dim=-1).mean(1, keepdim=True) + SUMMARY_EPS).log()
+    jitter = ((step - velocity[:, None]).norm(dim=-1).mean(1, keepdim=True) + SUMMARY_EPS).log()
+    scale_step = log_h[:, 1:] - log_h[:, :-1]
+    scale_rate = scale_step.mean(1, keepdim=True)
+    scale_jitter = ((scale_step - scale_rate).abs().mean(1, keepdim=True) + SUMMARY_EPS).log()
+    return torch.cat([norm, aspect, velocity, speed, jitter, scale_rate, scale_jitter], 1)
 
 
 def frame_size_of(dataset_cfg: dict) -> tuple[int, int]:

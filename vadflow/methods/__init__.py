@@ -41,4 +41,11 @@ def needs_trajectory(method) -> bool:
     body-height baseline)."""
     return bool(getattr(method, "needs_trajectory", False))
 
-__all__ = ["ALLOWED_COMBINATIONS", "BASELINES", "METHODS", "needs_trajectory", "BodyHeight", "CentreSpeed", "DAFlow", "DSNF", "GMFCVAE", "MSGFlow", "STGNF"]
+
+def reads_trajectory_summary(method) -> bool:
+    """Whether a method reads each window's trajectory summary (``traj_summary``), which the data
+    then keeps per window instead of the method computing it on every batch."""
+    return bool(getattr(method, "reads_trajectory_summary", False))
+
+
+__all__ = ["ALLOWED_COMBINATIONS", "BASELINES", "METHODS", "needs_trajectory", "reads_trajectory_summary", "BodyHeight", "CentreSpeed", "DAFlow", "DSNF", "GMFCVAE", "MSGFlow", "STGNF"]

@@ -56,6 +56,11 @@ class TrajectoryAware(PoseWrapper):
     needs_trajectory = True  # batches carry traj / norm / camera
     not_forwarded = ("trajectory",)
 
+    @property
+    def reads_trajectory_summary(self) -> bool:
+        """Whether training batches should carry ``traj_summary`` (``PoseDataModule(trajectory_summary=True)``)."""
+        return self.trajectory.features == "summary"
+
     def __init__(self, pose: nn.Module, trajectory: TrajectoryFlow, combine: str = DEFAULT_COMBINE, normalisation_jacobian: bool = False,
                  seg_len: int | None = None, statistics: str = "training"):
         super().__init__()

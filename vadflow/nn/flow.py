@@ -6,6 +6,7 @@ richer methods only swap the network and the log-determinant stays exact.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -118,7 +119,7 @@ class Flow(nn.Module):
     gives each frame and joint its share of the NLL: localisation, and scores that skip imputed
     joints."""
 
-    def __init__(self, steps: list[FlowStep]):
+    def __init__(self, steps: list[FlowStep], packed: bool = False):
         super().__init__()
         self.steps = nn.ModuleList(steps)
         from vadflow.nn import fused_flow, fused_mlp_flow
@@ -126,8 +127,53 @@ class Flow(nn.Module):
         # the fused kernels run only where every coupling network declares them (fused_path());
         # they need fp32 without autocast, so bf16 autocast always takes the eager loop below
         self.fusable = all(fused_flow.step_qualifies(s) for s in self.steps)
-        # MLP couplings on a vector (the trajectory flow): training as one autograd node, the same values
-        self.mlp_fusable = all(fused_mlp_flow.step_qualifies(s) for s in self.steps)
+        # MLP couplings on a vector (the trajectory flow), packed: training as one autograd node, the same values
+        self.mlp_fusable = packed and all(fused_mlp_flow.step_qualifies(s) for s in self.steps)
+        node_order = [id(p) for s in self.steps for p in fused_mlp_flow.step_parameters(s)] if self.mlp_fusable else []
+        self.slots: list[tuple[str, nn.Module, str, int, torch.Size]] = []
+        if packed:
+            packed_order = self._pack()
+            if self.mlp_fusable and packed_order != node_order:
+                raise ValueError("the packed parameters are not in the order the one-node training path reads them")
+
+    def _pack(self) -> list[int]:
+        """Moves every parameter of the steps into one flat parameter, ``packed``, in the order
+        ``named_parameters`` listed them; each layer reads its weights as views of it
+        (``layers_bound``). Why: a small flow has dozens of tiny tensors, and the optimiser and
+        gradient clipping pay a fixed cost per tensor. On one tensor they compute the same values
+        element for element."""
+        chunks, order, offset = [], [], 0
+        for module_name, module in self.named_modules():
+            for name, p in list(module._parameters.items()):
+                if p is None:
+                    continue
+                self.slots.append((f"{module_name}.{name}", module, name, offset, p.shape))
+                chunks.append(p.detach().reshape(-1))
+                order.append(id(p))
+                offset += p.numel()
+                del module._parameters[name]
+        self.packed = nn.Parameter(torch.cat(chunks))
+        self._register_load_state_dict_pre_hook(self._pack_layer_keys)
+        return order
+
+    @contextlib.contextmanager
+    def layers_bound(self):
+        """Each layer reads its weights as views of ``packed`` for the length of a forward: made
+        afresh every time, so they never point at a copy ``.to()`` replaced, and gone afterwards,
+        so copying or pickling the module never meets a view (a non-leaf tensor)."""
+        for _, module, name, offset, shape in self.slots:
+            module.__dict__[name] = self.packed[offset: offset + shape.numel()].view(shape)
+        try:
+            yield
+        finally:
+            for _, module, name, _, _ in self.slots:
+                module.__dict__.pop(name, None)
+
+    def _pack_layer_keys(self, state_dict, prefix, *args) -> None:
+        """A state dict saved with one tensor per layer (before packing) loads into ``packed``."""
+        keys = [prefix + slot[0] for slot in self.slots]
+        if prefix + "packed" not in state_dict and all(k in state_dict for k in keys):
+            state_dict[prefix + "packed"] = torch.cat([state_dict.pop(k).reshape(-1) for k in keys])
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, per_location: bool = False):
         if self.fusable and cond is None and not self.training and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
@@ -143,12 +189,13 @@ class Flow(nn.Module):
         if self.mlp_fusable and cond is not None and x.shape[2:] == (1, 1) and trains_fused:
             from vadflow.nn.fused_mlp_flow import mlp_flow_forward
 
-            return mlp_flow_forward(self.steps, x, cond)  # the same values, one autograd node (training)
+            return mlp_flow_forward(self, x, cond)  # the same values, one autograd node (training)
         shape = (x.shape[0], x.shape[2], x.shape[3]) if per_location else (x.shape[0],)
         logdet = torch.zeros(shape, device=x.device, dtype=x.dtype)
         z = x
-        for step in self.steps:
-            z, logdet = step(z, logdet, cond)
+        with self.layers_bound() if self.slots else contextlib.nullcontext():
+            for step in self.steps:
+                z, logdet = step(z, logdet, cond)
         return z, logdet
 
 

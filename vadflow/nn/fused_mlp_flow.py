@@ -9,9 +9,11 @@ and ``mm`` for the linear layers, ``aten.gelu_backward``,
 path's bit for bit (checked on CPU, ``tests/test_trajectory.py``): runs trained on the generic path
 reproduce to the last digit. The flow's forward and backward take ~15 % less time this way.
 
-Taken by :class:`~vadflow.nn.flow.Flow` (``mlp_fusable``) when training with gradients on and a
-condition, without autocast, once every ActNorm is initialised (the first batch initialises them
-on the generic path).
+Taken by :class:`~vadflow.nn.flow.Flow` (``mlp_fusable``: a packed flow of such steps) when
+training with gradients on and a condition, without autocast, once every ActNorm is initialised
+(the first batch initialises them on the generic path). The node reads the steps' weights as views
+of the flow's one packed tensor and returns that tensor's gradient in one piece, so the optimiser
+and gradient clipping see one tensor instead of eight per step.
 """
 from __future__ import annotations
 
@@ -36,11 +38,19 @@ def step_qualifies(step) -> bool:
     return kinds == [torch.nn.Linear, torch.nn.GELU, torch.nn.Linear, torch.nn.GELU, torch.nn.Linear] and gelus_exact
 
 
+def unpacked(flat: torch.Tensor, shapes) -> list[torch.Tensor]:
+    """``flat`` cut into tensors of ``shapes``, in order (views)."""
+    return [t.view(shape) for t, shape in zip(flat.split([shape.numel() for shape in shapes]), shapes)]
+
+
 class MLPFlowFunction(torch.autograd.Function):
-    """``(x (B, C, 1, 1), cond (B, E), split, *params) -> (z (B, C, 1, 1), logdet (B,))`` for K steps."""
+    """``(x (B, C, 1, 1), cond (B, E), split, shapes, flat) -> (z (B, C, 1, 1), logdet (B,))`` for K
+    steps whose parameters ``flat`` holds one after another (``Flow.packed``), each step's as
+    :func:`step_parameters` lists them, with ``shapes``."""
 
     @staticmethod
-    def forward(ctx, x, cond, split: int, *params):
+    def forward(ctx, x, cond, split: int, shapes, flat):
+        params = unpacked(flat, shapes)
         saved = []
         logdet = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for k in range(len(params) // 8):
@@ -64,15 +74,16 @@ class MLPFlowFunction(torch.autograd.Function):
             x = torch.cat([z1, moved * scale], 1)
             logdet = logdet + log_scale
             saved += [s, centred, h0, a1, g1, a2, g2, u, moved]
-        ctx.save_for_backward(*params, *saved)
-        ctx.n_steps, ctx.split, ctx.shape = len(params) // 8, split, x.shape
+        ctx.save_for_backward(flat, *saved)
+        # the views of flat, kept for backward rather than cut again (flat itself is saved, so an
+        # in-place change of the weights between forward and backward is still caught)
+        ctx.params, ctx.n_steps, ctx.split, ctx.shape = params, len(params) // 8, split, x.shape
         return x, logdet
 
     @staticmethod
     def backward(ctx, g_z, g_logdet):
-        tensors = ctx.saved_tensors
-        n, split = ctx.n_steps, ctx.split
-        params, saved = tensors[: 8 * n], tensors[8 * n:]
+        _, *saved = ctx.saved_tensors
+        n, split, params = ctx.n_steps, ctx.split, ctx.params
         grads: list[torch.Tensor | None] = [None] * (8 * n)
         g_x = g_z if g_z is not None else params[0].new_zeros(ctx.shape)
         g_logdet = g_logdet if g_logdet is not None else params[0].new_zeros(ctx.shape[0])
@@ -99,7 +110,7 @@ class MLPFlowFunction(torch.autograd.Function):
             g_x = g_y * s
             grads[8 * k] = g_x.sum((0, 2, 3), keepdim=True)
             grads[8 * k + 1] = (g_y * centred).sum((0, 2, 3), keepdim=True) * s + g_logdet_total.expand_as(logs)
-        return g_x, g_cond, None, *grads
+        return g_x, g_cond, None, None, torch.cat([g.reshape(-1) for g in grads])
 
 
 def _linear_backward(g_out: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor):
@@ -108,7 +119,7 @@ def _linear_backward(g_out: torch.Tensor, inp: torch.Tensor, weight: torch.Tenso
     return g_out.mm(weight), g_out.t().mm(inp), g_out.sum(0)
 
 
-def mlp_flow_forward(steps, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The flow of ``steps`` on ``x`` (B, C, 1, 1) given ``cond`` (B, E): (z, logdet) as ``Flow`` returns them."""
-    params = [p for step in steps for p in step_parameters(step)]
-    return MLPFlowFunction.apply(x, cond, steps[0].coupling.split, *params)
+def mlp_flow_forward(flow, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The packed ``flow`` on ``x`` (B, C, 1, 1) given ``cond`` (B, E): (z, logdet) as ``Flow`` returns them."""
+    shapes = tuple(slot[4] for slot in flow.slots)
+    return MLPFlowFunction.apply(x, cond, flow.steps[0].coupling.split, shapes, flow.packed)

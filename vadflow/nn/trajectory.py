@@ -38,13 +38,12 @@ import torch
 from torch import nn
 
 from vadflow.data.cameras import CAMERA_SLOTS
+from vadflow.data.windows import N_SUMMARY, trajectory_summary
 from vadflow.nn.camera import camera_slots
 from vadflow.nn.flow import Flow, FlowStep, gaussian_log_prob
 
 N_TRAJECTORY = 4  # per-frame box features: centre x, centre y, log width, log height
-N_SUMMARY = 10  # features=summary: 3 normalisation parameters + aspect + 6 motion numbers
 FEATURES = ("frames", "summary")
-SUMMARY_EPS = 1e-3  # body heights per frame: below the pose detector's jitter, keeps the logs finite
 
 
 def trajectory_vector(traj: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
@@ -52,21 +51,6 @@ def trajectory_vector(traj: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
     aspect = (traj[..., 2] - traj[..., 3]).mean(1, keepdim=True)
     motion = traj[:, 1:] - traj[:, :-1]  # (B, T - 1, 4)
     return torch.cat([norm, aspect, motion.flatten(1)], 1)
-
-
-def trajectory_summary(traj: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
-    """(B, T, 4) box trajectory + (B, 3) normalisation parameters -> (B, 10) summary ``g``."""
-    centre, log_w, log_h = traj[..., :2], traj[..., 2], traj[..., 3]
-    height = log_h.mean(1).exp()[:, None]
-    aspect = (log_w - log_h).mean(1, keepdim=True)
-    step = (centre[:, 1:] - centre[:, :-1]) / height[..., None]  # (B, T - 1, 2), body heights per frame
-    velocity = step.mean(1)
-    speed = (step.norm(dim=-1).mean(1, keepdim=True) + SUMMARY_EPS).log()
-    jitter = ((step - velocity[:, None]).norm(dim=-1).mean(1, keepdim=True) + SUMMARY_EPS).log()
-    scale_step = log_h[:, 1:] - log_h[:, :-1]
-    scale_rate = scale_step.mean(1, keepdim=True)
-    scale_jitter = ((scale_step - scale_rate).abs().mean(1, keepdim=True) + SUMMARY_EPS).log()
-    return torch.cat([norm, aspect, velocity, speed, jitter, scale_rate, scale_jitter], 1)
 
 
 class CameraMLP(nn.Module):
@@ -93,7 +77,7 @@ class TrajectoryFlow(nn.Module):
     camera is scored as "unknown"."""
 
     def __init__(self, seg_len: int = 24, K: int = 4, hidden: int = 64, camera_dim: int = 8, camera_dropout: float = 0.1,
-                 n_cameras: int = CAMERA_SLOTS, features: str = "frames"):
+                 n_cameras: int = CAMERA_SLOTS, features: str = "frames", packed: bool = True):
         super().__init__()
         if features not in FEATURES:
             raise ValueError(f"trajectory features must be one of {FEATURES}, got {features!r}")
@@ -104,7 +88,8 @@ class TrajectoryFlow(nn.Module):
         self.camera = nn.Embedding(n_cameras, camera_dim)
         self.register_buffer("seen", torch.zeros(n_cameras, dtype=torch.bool))
         half = self.dim // 2
-        self.flow = Flow([FlowStep(self.dim, CameraMLP(half, 2 * (self.dim - half), camera_dim, hidden)) for _ in range(K)])
+        # packed: the flow's weights are one tensor (Flow._pack); packed=False keeps one per layer, the same values
+        self.flow = Flow([FlowStep(self.dim, CameraMLP(half, 2 * (self.dim - half), camera_dim, hidden)) for _ in range(K)], packed=packed)
 
     def condition(self, camera: torch.Tensor) -> torch.Tensor:
         camera = camera.long()
@@ -120,8 +105,12 @@ class TrajectoryFlow(nn.Module):
         with torch.autocast(device_type=batch["traj"].device.type, enabled=False):
             traj, norm = batch["traj"].float(), batch["norm"].float()
             # g has no parameters: nothing to record unless a caller asks for gradients of the inputs
-            with torch.set_grad_enabled(torch.is_grad_enabled() and (traj.requires_grad or norm.requires_grad)):
-                g = (trajectory_vector if self.features == "frames" else trajectory_summary)(traj, norm)
+            input_grads = torch.is_grad_enabled() and (traj.requires_grad or norm.requires_grad)
+            if self.features == "summary" and "traj_summary" in batch and not input_grads:
+                g = batch["traj_summary"].float()  # the same numbers, kept by the data (WindowBuilder.keep_summary)
+            else:
+                with torch.set_grad_enabled(input_grads):
+                    g = (trajectory_vector if self.features == "frames" else trajectory_summary)(traj, norm)
             z, logdet = self.flow(g[..., None, None], self.condition(batch["camera"]))
             return -(gaussian_log_prob(z, 0.0) + logdet)
 
