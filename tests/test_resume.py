@@ -54,6 +54,50 @@ def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp
     assert ma["epochs"] == mb["epochs"] == EPOCHS
     assert {p: r["auc"] for p, r in ma["protocols"].items()} == {p: r["auc"] for p, r in mb["protocols"].items()}
 
+    # the same checkpoint as the code wrote it before the trajectory flow's weights were packed
+    # (one tensor per layer, in the weights and in Adamax's state) resumes to the same weights
+    from vadflow.checkpoint import load_method, read_checkpoint
+
+    model, _ = load_method(read_checkpoint(whole / "model.ckpt"))
+    layered = tmp_path / "layered"
+    (layered / "checkpoints").mkdir(parents=True)
+    torch.save(_as_layers(torch.load(last, weights_only=False), model), layered / "checkpoints" / "last.ckpt")
+    resumed_layered = tmp_path / "resumed_layered"
+    subprocess.run(_train_command(resumed_layered, cache, f"resume={layered}"), check=True, capture_output=True, env=_env(), timeout=600)
+    c = torch.load(resumed_layered / "model.ckpt", weights_only=True)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, c["state_dict"][key]), key
+
+
+def _as_layers(ckpt: dict, model) -> dict:
+    """A Lightning checkpoint of ``AnomalyModule(model)`` with each packed flow's tensor split back
+    into its layers' tensors, weights and optimiser state alike."""
+    from vadflow.nn.flow import Flow
+
+    flows = {f"method.{prefix}.packed": flow for prefix, flow in model.named_modules() if isinstance(flow, Flow) and flow.slots}
+    assert flows, "the model has no packed flow"
+    split = lambda flat, flow: [flat[o: o + shape.numel()].view(shape).clone() for _, _, _, o, shape in flow.slots]  # noqa: E731
+    state = {}
+    for key, value in ckpt["state_dict"].items():
+        if key in flows:
+            state.update({key.removesuffix("packed") + slot[0]: part for slot, part in zip(flows[key].slots, split(value, flows[key]))})
+        else:
+            state[key] = value
+    names = ["method." + name for name, _ in model.named_parameters()]
+    (opt,) = ckpt["optimizer_states"]
+    old_states, new_states, index = opt["state"], {}, 0
+    for i, name in enumerate(names):
+        if name in flows:
+            for part in range(len(flows[name].slots)):
+                new_states[index + part] = {k: split(v, flows[name])[part] if torch.is_tensor(v) and v.dim() else v
+                                            for k, v in old_states[i].items()}
+            index += len(flows[name].slots)
+        else:
+            new_states[index] = old_states[i]
+            index += 1
+    opt["state"], opt["param_groups"][0]["params"] = new_states, list(range(index))
+    return {**ckpt, "state_dict": state}
+
 
 def test_resume_from_a_folder_without_a_checkpoint_names_it(tmp_path):
     with pytest.raises(DataError, match="no such run directory"):

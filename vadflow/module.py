@@ -114,6 +114,18 @@ class AnomalyModule(L.LightningModule):
                 scores.append(self.method.score(batch).double().cpu())
         return torch.cat(scores).numpy() if scores else np.zeros(0)
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A run saved while the trajectory flow had one tensor per layer resumes: its weights
+        load through ``Flow``'s own hook, its optimiser state is rewritten here."""
+        from vadflow.data.types import DataError
+        from vadflow.nn.flow import pack_optimizer_state
+
+        for state in checkpoint.get("optimizer_states", []):
+            try:
+                pack_optimizer_state(self, list(checkpoint.get("state_dict", {})), state)
+            except ValueError as exc:
+                raise DataError(f"the checkpoint being resumed: {exc}") from None
+
     def configure_optimizers(self):
         name = self.optim.get("name", "adamax").lower()
         lr = float(self.optim.get("lr", 5e-4))

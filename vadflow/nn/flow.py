@@ -253,3 +253,34 @@ def training_mean_std(model: nn.Module, loader, columns, device: torch.device) -
     model.train(was_training)
     values = torch.cat(values)
     return values.mean(0).float(), values.std(0, unbiased=False).clamp_min(1e-6).float()
+
+
+def pack_optimizer_state(model: nn.Module, saved_keys: list[str], optimizer_state: dict) -> bool:
+    """Rewrites, in place, an optimiser state saved while ``model``'s packed flows still had one
+    tensor per layer (``saved_keys``: that checkpoint's state-dict keys, in order), so that a run
+    interrupted before packing resumes exactly: each packed parameter's per-element state (Adam's
+    moments, Adamax's infinity norm) is the layers' states concatenated as their weights are, and
+    its step count is theirs. Returns whether anything was rewritten."""
+    packed = {(f"{prefix}." if prefix else "") + "packed": flow for prefix, flow in model.named_modules() if isinstance(flow, Flow) and flow.slots}
+    groups = optimizer_state.get("param_groups", [])
+    current = [name for name, p in model.named_parameters() if p.requires_grad]
+    if not packed or len(groups) != 1 or len(groups[0]["params"]) == len(current):
+        return False
+    buffers = {name for name, _ in model.named_buffers()}
+    saved_params = [k for k in saved_keys if k not in buffers]
+    if len(saved_params) != len(groups[0]["params"]):
+        raise ValueError(f"the saved optimiser state has {len(groups[0]['params'])} parameters and the saved weights {len(saved_params)}: "
+                         "it does not belong to them")
+    old = {name: groups[0]["params"][i] for i, name in enumerate(saved_params)}
+    states, new_states = optimizer_state["state"], {}
+    for j, name in enumerate(current):
+        if name in packed:
+            parts = [states.get(old[name.removesuffix("packed") + slot[0]]) for slot in packed[name].slots]
+            if any(part is None for part in parts):
+                continue  # a parameter the optimiser has not stepped yet has no state
+            new_states[j] = {key: torch.cat([part[key].reshape(-1) for part in parts]) if torch.is_tensor(value) and value.dim() > 0 else value
+                             for key, value in parts[0].items()}
+        elif old[name] in states:
+            new_states[j] = states[old[name]]
+    optimizer_state["state"], groups[0]["params"] = new_states, list(range(len(current)))
+    return True
