@@ -1,4 +1,5 @@
 """The trajectory component: features, exact log-determinants, the wrapper's contract, runs."""
+import copy
 import math
 import subprocess
 import sys
@@ -409,3 +410,36 @@ def test_camera_z_scores_each_camera_against_its_own_training_windows():
     assert z[1] == pytest.approx(0.0)  # std 0 is floored, the mean is its own
     pooled = (np.array([100.0, 5.0]) - train.mean()) / train.std()
     np.testing.assert_allclose(z[2:], pooled)  # rare camera 3 and unseen camera 4
+
+
+def test_optimizer_state_of_layered_flow_packs_like_its_weights():
+    """pack_optimizer_state: Adamax's state saved over one tensor per layer becomes the packed
+    tensor's state (concatenated as the weights are); the next step then moves the packed weights
+    exactly as it moves the layered ones; a state of another model is refused."""
+    from vadflow.nn.flow import pack_optimizer_state
+
+    torch.manual_seed(0)
+    layered = TrajectoryFlow(seg_len=8, features="summary", packed=False).train()
+    batch = {"traj": torch.randn(64, 8, 4).cumsum(1) * 0.05, "norm": torch.randn(64, 3), "camera": torch.randint(1, 13, (64,))}
+    layered.nll(batch)
+    opt = torch.optim.Adamax(layered.parameters(), 1e-2, foreach=True)
+    for _ in range(2):
+        opt.zero_grad()
+        layered.nll(batch).mean().backward()
+        opt.step()
+    saved_keys, saved_opt = list(layered.state_dict()), copy.deepcopy(opt.state_dict())
+    packed = TrajectoryFlow(seg_len=8, features="summary").train()
+    packed.load_state_dict(layered.state_dict())
+    packed_opt = torch.optim.Adamax(packed.parameters(), 1e-2, foreach=True)
+    assert not pack_optimizer_state(packed, list(packed.state_dict()), copy.deepcopy(packed_opt.state_dict()))  # already packed
+    assert pack_optimizer_state(packed, saved_keys, saved_opt)
+    packed_opt.load_state_dict(saved_opt)
+    for model, optimizer in ((layered, opt), (packed, packed_opt)):
+        torch.manual_seed(5)
+        optimizer.zero_grad()
+        model.nll(batch).mean().backward()
+        optimizer.step()
+    layers = torch.cat([p.detach().reshape(-1) for name, p in layered.named_parameters() if name.startswith("flow.")])
+    assert torch.equal(packed.flow.packed.detach(), layers)
+    with pytest.raises(ValueError, match="does not belong"):
+        pack_optimizer_state(packed, saved_keys[:-3], copy.deepcopy(opt.state_dict()))
