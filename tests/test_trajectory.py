@@ -412,6 +412,21 @@ def test_camera_z_scores_each_camera_against_its_own_training_windows():
     np.testing.assert_allclose(z[2:], pooled)  # rare camera 3 and unseen camera 4
 
 
+
+def test_one_sided_trajectory_part_counts_only_big_or_fast_people():
+    """trajectory_parts.one_sided: a window bigger or faster than its camera's training mean keeps
+    its trajectory part; a small and slow one is clipped to the part's training median."""
+    import numpy as np
+
+    from vadflow.trajectory_parts import one_sided
+
+    cams = np.full(40, 1)
+    train = {"camera": cams, "size": np.r_[np.zeros(20), np.ones(20)], "speed": np.r_[np.zeros(20), np.ones(20)],
+             "trajectory": np.arange(40, dtype=float)}  # median 19.5
+    test = {"camera": np.full(4, 1), "size": np.array([2.0, -1.0, -1.0, -1.0]), "speed": np.array([-1.0, 2.0, -1.0, -1.0]),
+            "trajectory": np.array([50.0, 60.0, 70.0, 5.0])}
+    np.testing.assert_array_equal(one_sided(test, train), [50.0, 60.0, 19.5, 5.0])
+
 def test_optimizer_state_of_layered_flow_packs_like_its_weights():
     """pack_optimizer_state: Adamax's state saved over one tensor per layer becomes the packed
     tensor's state (concatenated as the weights are); the next step then moves the packed weights

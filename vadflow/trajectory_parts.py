@@ -6,7 +6,9 @@ the "likelihood sum" row: pose energy + global energy).
     python -m vadflow.trajectory_parts RUN_DIR [RUN_DIR ...] [--data-root D] [--cache-dir C]
 
 The standardisation uses 20,000 evenly spaced training windows (as ``fit_statistics`` does with
-every training window); the mocodad offset comes from the same training windows.
+every training window); the mocodad offset comes from the same training windows. The one-sided
+rows (:func:`one_sided`) count the trajectory part only for people bigger or faster than their
+camera's usual: a diagnosis of whether the density's flagging of small and slow people costs AUC.
 """
 from __future__ import annotations
 
@@ -22,19 +24,35 @@ from vadflow.build import trajectory_kind
 from vadflow.checkpoint import load_method, read_checkpoint
 from vadflow.config import datamodule_kwargs, default_path
 from vadflow.data.datamodule import PoseDataModule
+from vadflow.data.windows import trajectory_summary
 from vadflow.nn.camera import camera_rows
 
 
 def parts_of(method, loader) -> dict[str, np.ndarray]:
-    out: dict[str, list] = {"index": [], "camera": [], "pose": [], "trajectory": []}
+    """Per window: both parts, the camera, and the body size (log std of y) and log speed of the
+    trajectory summary (for the one-sided rows)."""
+    out: dict[str, list] = {"index": [], "camera": [], "pose": [], "trajectory": [], "size": [], "speed": []}
     with torch.no_grad():
         for batch in loader:
             parts = method.score_parts(batch)
+            summary = trajectory_summary(batch["traj"].float(), batch["norm"].float())
             out["index"].append(batch["index"].numpy())
             out["camera"].append(batch["camera"].numpy())
             for key in ("pose", "trajectory"):
                 out[key].append(parts[key].double().numpy())
+            out["size"].append(summary[:, 2].double().numpy())
+            out["speed"].append(summary[:, 6].double().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def one_sided(split: dict, train: dict) -> np.ndarray:
+    """The trajectory part where the window's body size or speed is above its camera's training
+    mean (camera z-score > 0), else at most the part's training median: the anomalies of place
+    and speed are people too big (close) or too fast, and a density also flags the small and slow."""
+    up = np.zeros(len(split["trajectory"]), dtype=bool)
+    for key in ("size", "speed"):
+        up |= camera_z(split[key], split["camera"], train[key], train["camera"]) > 0
+    return np.where(up, split["trajectory"], np.minimum(split["trajectory"], np.median(train["trajectory"])))
 
 
 def camera_z(values: np.ndarray, cameras: np.ndarray, train: np.ndarray, train_cameras: np.ndarray, min_windows: int = 32) -> np.ndarray:
@@ -78,6 +96,10 @@ def main(argv=None) -> None:
             "camera-standardised max": (np.maximum(zc("pose", test), zc("trajectory", test)), np.maximum(zc("pose", train), zc("trajectory", train))),
             "camera-standardised sum": (zc("pose", test) + zc("trajectory", test), zc("pose", train) + zc("trajectory", train)),
         }
+        one_test, one_train = one_sided(test, train), one_sided(train, train)
+        one_z = lambda values: (values - one_train.mean()) / one_train.std()  # noqa: E731
+        scores["trajectory one-sided"] = (one_test, one_train)
+        scores["standardised max, one-sided trajectory"] = (np.maximum(z("pose", test), one_z(one_test)), np.maximum(z("pose", train), one_z(one_train)))
         protocols = scoring.protocols_of(ckpt["dataset"])
         row = {name: {r["protocol"]: round(100 * r["auc"], 1) for r in scoring.evaluate_windows(
                    dm.test_windows, test["index"], s, protocols, dm.masks_for, dm.name, scoring.mocodad_offsets(protocols, tr))}
