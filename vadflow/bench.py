@@ -94,19 +94,27 @@ def method_and_optim(method: str, dataset: str):
     return build_configured(method_config(cfg), hydra.utils.instantiate(cfg.loss)), to_plain(cfg.method.optim)
 
 
+def training_datamodule(dataset: str, model):
+    """The data module ``vadflow-train`` would give ``model`` (batch 256): with the box trajectory and
+    the kept summaries where the model reads them."""
+    from vadflow.data.datamodule import PoseDataModule
+    from vadflow.methods import needs_trajectory, reads_trajectory_summary
+
+    return PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=default_path("cache_dir"), batch_size=256,
+                          trajectory_features=needs_trajectory(model), trajectory_summary=reads_trajectory_summary(model))
+
+
 def throughput(dataset: str, threads: int, steps: int, method: str = "stgnf") -> dict:
     """Training steps (batch 256, the method's optimiser, grad clip) and full-test-set inference, in-process."""
     import lightning as L
     import torch
 
-    from vadflow.data.datamodule import PoseDataModule
-    from vadflow.methods import needs_trajectory, reads_trajectory_summary
+    from vadflow.methods import needs_trajectory
 
     torch.set_num_threads(threads)
     L.seed_everything(0, verbose=False)
     model, opt = build_method(method, dataset)
-    dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=default_path("cache_dir"), batch_size=256,
-                        trajectory_features=needs_trajectory(model), trajectory_summary=reads_trajectory_summary(model))
+    dm = training_datamodule(dataset, model)
     dm.setup()
     model.train()
     if hasattr(model, "fit_reference"):  # trajectory=frame: each camera's reference, before training as vadflow-train does
@@ -163,8 +171,6 @@ def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int) -> d
     import lightning as L
     import torch
 
-    from vadflow.data.datamodule import PoseDataModule
-    from vadflow.methods import needs_trajectory, reads_trajectory_summary
     from vadflow.module import AnomalyModule
 
     torch.set_num_threads(threads)
@@ -173,9 +179,7 @@ def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int) -> d
     for method in methods:
         L.seed_everything(1, verbose=False)
         model, optim = method_and_optim(method, dataset)
-        dm = PoseDataModule(name=dataset, data_root=os.environ["VADFLOW_DATA"], cache_dir=default_path("cache_dir"), batch_size=256,
-                            trajectory_features=needs_trajectory(model), trajectory_summary=reads_trajectory_summary(model))
-        runs[method] = (AnomalyModule(model, optim), dm)
+        runs[method] = (AnomalyModule(model, optim), training_datamodule(dataset, model))
     seconds = {method: [] for method in methods}
     for round_ in range(pairs + 1):
         for method, (module, dm) in runs.items():
