@@ -246,8 +246,7 @@ def test_shipped_checkpoint_loads_key_for_key(path):
     state = model.state_dict()
     for prefix, flow in model.named_modules():  # a packed flow's tensor, as the per-layer tensors it was saved as
         if isinstance(flow, Flow) and flow.slots:
-            packed = state.pop(f"{prefix}.packed")
-            state.update({f"{prefix}.{name}": packed[offset: offset + shape.numel()].view(shape) for name, _, _, offset, shape in flow.slots})
+            state.update({f"{prefix}.{name}": t for name, t in flow.layer_tensors(state.pop(f"{prefix}.packed")).items()})
     assert len(state) == len(ckpt["state_dict"])
     stored = {k if k in state else f"conditioner.{k}": v for k, v in ckpt["state_dict"].items()}
     assert set(stored) == set(state)

@@ -76,11 +76,11 @@ def _as_layers(ckpt: dict, model) -> dict:
 
     flows = {f"method.{prefix}.packed": flow for prefix, flow in model.named_modules() if isinstance(flow, Flow) and flow.slots}
     assert flows, "the model has no packed flow"
-    split = lambda flat, flow: [flat[o: o + shape.numel()].view(shape).clone() for _, _, _, o, shape in flow.slots]  # noqa: E731
+    split = lambda flat, flow: [t.clone() for t in flow.layer_tensors(flat).values()]  # noqa: E731
     state = {}
     for key, value in ckpt["state_dict"].items():
         if key in flows:
-            state.update({key.removesuffix("packed") + slot[0]: part for slot, part in zip(flows[key].slots, split(value, flows[key]))})
+            state.update({key.removesuffix("packed") + name: t.clone() for name, t in flows[key].layer_tensors(value).items()})
         else:
             state[key] = value
     names = ["method." + name for name, _ in model.named_parameters()]

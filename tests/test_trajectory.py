@@ -133,7 +133,7 @@ def test_one_node_training_path_equals_the_generic_flow_bit_for_bit(features, mo
 
     small = TrajectoryFlow(seg_len=6, K=2, hidden=8, camera_dim=4, features=features).double().train()
     small.nll({k: (v[:32, :6].double() if v.is_floating_point() else v[:32]) for k, v in batch.items()})
-    shapes = tuple(slot[4] for slot in small.flow.slots)
+    shapes = tuple(slot.shape for slot in small.flow.slots)
     flat = small.flow.packed.detach().clone().requires_grad_()
     x = torch.randn(5, small.dim, 1, 1, dtype=torch.float64, requires_grad=True)
     cond = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -109,6 +110,15 @@ class FlowStep(nn.Module):
         return self.coupling(z.flip(1), logdet, cond)  # channel reversal: the permutation STG-NF uses
 
 
+class PackedSlot(NamedTuple):
+    """One layer tensor of a packed flow: its name under the flow, the module and attribute that read
+    it, and its shape (its place in ``packed`` follows from the shapes before it)."""
+    name: str
+    module: nn.Module
+    attr: str
+    shape: torch.Size
+
+
 class Flow(nn.Module):
     """A stack of flow steps mapping x -> z with the exact log-determinant.
 
@@ -130,7 +140,7 @@ class Flow(nn.Module):
         # MLP couplings on a vector (the trajectory flow), packed: training as one autograd node, the same values
         self.mlp_fusable = packed and all(fused_mlp_flow.step_qualifies(s) for s in self.steps)
         node_order = [id(p) for s in self.steps for p in fused_mlp_flow.step_parameters(s)] if self.mlp_fusable else []
-        self.slots: list[tuple[str, nn.Module, str, int, torch.Size]] = []
+        self.slots: list[PackedSlot] = []
         if packed:
             packed_order = self._pack()
             if self.mlp_fusable and packed_order != node_order:
@@ -142,36 +152,43 @@ class Flow(nn.Module):
         (``layers_bound``). Why: a small flow has dozens of tiny tensors, and the optimiser and
         gradient clipping pay a fixed cost per tensor. On one tensor they compute the same values
         element for element."""
-        chunks, order, offset = [], [], 0
+        chunks, order = [], []
         for module_name, module in self.named_modules():
             for name, p in list(module._parameters.items()):
                 if p is None:
                     continue
-                self.slots.append((f"{module_name}.{name}", module, name, offset, p.shape))
+                self.slots.append(PackedSlot(f"{module_name}.{name}", module, name, p.shape))
                 chunks.append(p.detach().reshape(-1))
                 order.append(id(p))
-                offset += p.numel()
                 del module._parameters[name]
         self.packed = nn.Parameter(torch.cat(chunks))
         self._register_load_state_dict_pre_hook(self._pack_layer_keys)
         return order
+
+    def layer_tensors(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``flat`` (``packed`` by default, or anything laid out as it is: a saved copy, an
+        optimiser's per-element state) cut into each layer's tensor, as views, by the layer's name."""
+        from vadflow.nn.fused_mlp_flow import unpacked
+
+        views = unpacked(self.packed if flat is None else flat, [slot.shape for slot in self.slots])
+        return {slot.name: view for slot, view in zip(self.slots, views)}
 
     @contextlib.contextmanager
     def layers_bound(self):
         """Each layer reads its weights as views of ``packed`` for the length of a forward: made
         afresh every time, so they never point at a copy ``.to()`` replaced, and gone afterwards,
         so copying or pickling the module never meets a view (a non-leaf tensor)."""
-        for _, module, name, offset, shape in self.slots:
-            module.__dict__[name] = self.packed[offset: offset + shape.numel()].view(shape)
+        for slot, view in zip(self.slots, self.layer_tensors().values()):
+            slot.module.__dict__[slot.attr] = view
         try:
             yield
         finally:
-            for _, module, name, _, _ in self.slots:
-                module.__dict__.pop(name, None)
+            for slot in self.slots:
+                slot.module.__dict__.pop(slot.attr, None)
 
     def _pack_layer_keys(self, state_dict, prefix, *args) -> None:
         """A state dict saved with one tensor per layer (before packing) loads into ``packed``."""
-        keys = [prefix + slot[0] for slot in self.slots]
+        keys = [prefix + slot.name for slot in self.slots]
         if prefix + "packed" not in state_dict and all(k in state_dict for k in keys):
             state_dict[prefix + "packed"] = torch.cat([state_dict.pop(k).reshape(-1) for k in keys])
 
@@ -275,7 +292,7 @@ def pack_optimizer_state(model: nn.Module, saved_keys: list[str], optimizer_stat
     states, new_states = optimizer_state["state"], {}
     for j, name in enumerate(current):
         if name in packed:
-            parts = [states.get(old[name.removesuffix("packed") + slot[0]]) for slot in packed[name].slots]
+            parts = [states.get(old[name.removesuffix("packed") + slot.name]) for slot in packed[name].slots]
             if any(part is None for part in parts):
                 continue  # a parameter the optimiser has not stepped yet has no state
             new_states[j] = {key: torch.cat([part[key].reshape(-1) for part in parts]) if torch.is_tensor(value) and value.dim() > 0 else value

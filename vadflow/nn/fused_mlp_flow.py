@@ -121,5 +121,5 @@ def _linear_backward(g_out: torch.Tensor, inp: torch.Tensor, weight: torch.Tenso
 
 def mlp_flow_forward(flow, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The packed ``flow`` on ``x`` (B, C, 1, 1) given ``cond`` (B, E): (z, logdet) as ``Flow`` returns them."""
-    shapes = tuple(slot[4] for slot in flow.slots)
+    shapes = tuple(slot.shape for slot in flow.slots)
     return MLPFlowFunction.apply(x, cond, flow.steps[0].coupling.split, shapes, flow.packed)
