@@ -73,7 +73,7 @@ class MLPFlowFunction(torch.autograd.Function):
             log_scale = torch.log(scale).flatten(1).sum(1)
             x = torch.cat([z1, moved * scale], 1)
             logdet = logdet + log_scale
-            saved += [s, centred, h0, a1, g1, a2, g2, u, moved]
+            saved += [s, centred, h0, a1, g1, a2, g2, u, scale, moved]
         ctx.save_for_backward(flat, *saved)
         # the views of flat, kept for backward rather than cut again (flat itself is saved, so an
         # in-place change of the weights between forward and backward is still caught)
@@ -91,10 +91,9 @@ class MLPFlowFunction(torch.autograd.Function):
         g_logdet_total = g_logdet.sum()  # what each step's sum(logs) receives
         for k in reversed(range(n)):
             bias, logs, w1, b1, w2, b2, w3, b3 = params[8 * k: 8 * k + 8]
-            s, centred, h0, a1, g1, a2, g2, u, moved = saved[9 * k: 9 * k + 9]
+            s, centred, h0, a1, g1, a2, g2, u, scale, moved = saved[10 * k: 10 * k + 10]
             g_z1, g_out = g_x[:, :split], g_x[:, split:]
             # CouplingTransform.backward
-            scale = u + 1e-6
             g_z2 = g_out * scale
             g_raw = (g_out * moved).add_(g_logdet.view(-1, 1, 1, 1) / scale).mul_(u).mul_(1.0 - u)
             g_h = torch.stack([g_z2.flatten(1), g_raw.flatten(1)], 2).flatten(1)  # shift, raw interleaved as h holds them
