@@ -68,6 +68,16 @@ def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp
     for key, value in a["state_dict"].items():
         assert torch.equal(value, c["state_dict"][key]), key
 
+    # an optimiser state that does not belong to its weights: one line naming the file, exit 2
+    foreign = torch.load(layered / "checkpoints" / "last.ckpt", weights_only=False)
+    foreign["optimizer_states"][0]["param_groups"][0]["params"] = foreign["optimizer_states"][0]["param_groups"][0]["params"][:-5]
+    broken = tmp_path / "broken"
+    (broken / "checkpoints").mkdir(parents=True)
+    torch.save(foreign, broken / "checkpoints" / "last.ckpt")
+    proc = subprocess.run(_train_command(tmp_path / "resumed_broken", cache, f"resume={broken}"), capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{broken / 'checkpoints' / 'last.ckpt'}: the saved optimiser state has" in proc.stderr.strip().splitlines()[-1]
+
 
 def _as_layers(ckpt: dict, model) -> dict:
     """A Lightning checkpoint of ``AnomalyModule(model)`` with each packed flow's tensor split back

@@ -124,7 +124,8 @@ class AnomalyModule(L.LightningModule):
             try:
                 pack_optimizer_state(self, list(checkpoint.get("state_dict", {})), state)
             except ValueError as exc:
-                raise DataError(f"the checkpoint being resumed: {exc}") from None
+                where = getattr(self._trainer, "ckpt_path", None) or "the checkpoint being resumed"
+                raise DataError(f"{where}: {exc}") from None
 
     def configure_optimizers(self):
         name = self.optim.get("name", "adamax").lower()
