@@ -30,7 +30,7 @@ test-all: $(STAMP) ## every test, slow real-data training included
 bench: $(STAMP) ## speed and memory of STG-NF on HR-ShanghaiTech (needs the data root), every method's throughput, vadflow-score on 1 h of tracks
 	$(BIN)/python -m vadflow.bench
 
-bench-epochs: $(STAMP) ## what trajectory=flow adds to STG-NF's training epoch: 6 pairs of whole epochs, alternating in one process (needs the data root)
+bench-epochs: $(STAMP) ## what trajectory=flow adds to STG-NF's training epoch: 6 pairs of whole epochs, alternating, each in a fresh process (needs the data root)
 	$(BIN)/python -m vadflow.bench --epoch-pairs 6 --methods stgnf stgnf+trajectory
 
 bench-score: $(STAMP) ## vadflow-score on 1 hour of synthetic tracks (25 fps, 5 people per frame); no data root needed

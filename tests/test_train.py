@@ -136,24 +136,50 @@ def test_logged_training_terms_are_the_batch_weighted_epoch_means(capsys):
     assert short.callback_metrics["train/loss"].item() == pytest.approx(windows[:8].mean().item())
 
 
-def test_epoch_pairs_time_whole_epochs_of_each_method_alternating(capsys, monkeypatch, tmp_path):
+@pytest.mark.parametrize("shared", [False, True])
+def test_epoch_pairs_time_whole_epochs_of_each_method_alternating(shared, capsys, monkeypatch, tmp_path):
     """``vadflow.bench --epoch-pairs``: one timed epoch per method and round (after an untimed one),
-    printed with the second method's share over the first."""
+    each in a fresh process or, with ``--shared-process``, all in this one; printed with the second
+    method's share over the first."""
     from vadflow import bench
 
     monkeypatch.setenv("VADFLOW_DATA", str(tmp_path))  # the synthetic dataset needs no data root
     monkeypatch.setenv("VADFLOW_CACHE", str(tmp_path / "cache"))
+    children = []
+    run_child = bench.run_child
+    monkeypatch.setattr(bench, "run_child", lambda cmd, env=None: children.append(cmd) or run_child(cmd, env))
     threads, lightning_log = torch.get_num_threads(), logging.getLogger("lightning.pytorch")
     level = lightning_log.level
     try:
-        bench.main(["--epoch-pairs", "2", "--methods", "stgnf", "stgnf+trajectory", "--dataset", "synthetic", "--threads", "1"])
+        bench.main(["--epoch-pairs", "2", "--methods", "stgnf", "stgnf+trajectory", "--dataset", "synthetic", "--threads", "1"]
+                   + (["--shared-process"] if shared else ["--min-timed-seconds", "0"]))
     finally:  # the bench sets both for its own process
         torch.set_num_threads(threads)
         lightning_log.setLevel(level)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  stgnf")]
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("  stgnf")]
     assert len(lines) == 2 and "against stgnf; per pair" in lines[1]
     timed = [line.split("(")[1].split(")")[0].split() for line in lines]
     assert [len(t) for t in timed] == [2, 2] and all(float(v) > 0 for t in timed for v in t)
+    # a fresh process per timed epoch, the order turned each round so a linear drift cancels
+    expected = [] if shared else ["stgnf", "stgnf+trajectory", "stgnf+trajectory", "stgnf"]
+    assert [a.removeprefix("--child-epoch=") for c in children for a in c if a.startswith("--child-epoch=")] == expected
+    assert ("in one process" in out) == shared
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shared-process"], "bench: --shared-process applies to --epoch-pairs only"),
+    (["--min-timed-seconds", "5"], "bench: --min-timed-seconds applies to --epoch-pairs only"),
+    (["--epoch-pairs", "1", "--shared-process", "--min-timed-seconds", "5"], "bench: --min-timed-seconds applies to fresh processes, not --shared-process"),
+])
+def test_epoch_pairs_options_elsewhere_are_refused(args, message, capsys, monkeypatch, tmp_path):
+    from vadflow import bench
+
+    monkeypatch.setenv("VADFLOW_DATA", str(tmp_path))
+    with pytest.raises(SystemExit) as stop:
+        bench.main([*args, "--dataset", "synthetic"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and err == [message]
 
 
 @pytest.mark.parametrize("args, named", [(["--methods", "stgnf", "nope+trajectory"], "'nope+trajectory'"),
@@ -166,3 +192,24 @@ def test_bench_refuses_an_unknown_method_or_dataset_in_one_line(args, named, cap
         bench.main(["--epoch-pairs", "1", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1 and named in err[0] and err[0].startswith("bench: unknown")
+
+
+def test_step_pairs_time_each_batch_with_and_without_the_component(capsys, monkeypatch, tmp_path):
+    """``vadflow.bench --step-pairs``: every batch stepped once by the pose model alone and once with
+    its component; a method without a wrapped component is one line, exit 2."""
+    from vadflow import bench
+
+    monkeypatch.setenv("VADFLOW_DATA", str(tmp_path))
+    monkeypatch.setenv("VADFLOW_CACHE", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    try:
+        ms = bench.step_pairs("synthetic", 1, "stgnf+trajectory", 3)
+        assert list(ms) == ["pose model alone", "with the component"] and [len(v) for v in ms.values()] == [3, 3]
+        assert all(t > 0 for v in ms.values() for t in v)
+        for method in ("stgnf", "stgnf+frame"):  # no component, and one with nothing of its own to train
+            with pytest.raises(SystemExit) as stop:
+                bench.main(["--step-pairs", "2", "--methods", method, "--dataset", "synthetic", "--threads", "1"])
+            err = capsys.readouterr().err.strip().splitlines()
+            assert stop.value.code == 2 and len(err) == 1 and err[0].startswith("bench: --step-pairs needs") and f"{method!r}" in err[0]
+    finally:
+        torch.set_num_threads(threads)

@@ -11,7 +11,10 @@ Each stage runs in its own process so its wall time and peak RSS are its own:
      poses as AlphaPose JSON), with the shipped STG-NF model (``--score-only``: this stage alone,
      no data root needed);
   6. ``--epoch-pairs N --methods A B``: only whole training epochs in Lightning's loop, A and B
-     alternating N times in one process (what a component adds to a method's training time).
+     alternating N times, each epoch in a fresh process of its own (what a component adds to a
+     method's training time; ``--shared-process``: all in this one process);
+  7. ``--step-pairs N --methods A+trajectory``: only training steps, the pose model alone and
+     with its component in turns on the same N batches (what the component adds to a step).
 Run it on an otherwise idle machine: two PyTorch jobs on two cores slow each other down a lot.
 """
 from __future__ import annotations
@@ -161,11 +164,51 @@ def flow_paths(dataset: str, threads: int, steps: int) -> dict:
     return out
 
 
-def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int) -> dict[str, list[float]]:
+MIN_TIMED_S = 10.0  # a child times whole epochs until this much: one ~1 s epoch is mostly the process's warm-up
+
+
+def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int, shared_process: bool = False,
+                min_timed_s: float = MIN_TIMED_S) -> dict[str, list[float]]:
     """Seconds per whole training epoch in Lightning's loop (the module, logging and gradient
-    clipping of ``vadflow-train``), the methods alternating in one process: a shared machine's speed
-    drifts, so each method's epochs interleave with the others' instead of running in separate
-    windows of time. A first untimed round builds what a run builds once (ActNorm's init, the box table)."""
+    clipping of ``vadflow-train``), the methods alternating: a shared machine's speed drifts, so each
+    method's epochs interleave with the others' instead of running in separate windows of time.
+
+    Each epoch is timed in a fresh process holding that method alone (``one_epoch``), as a
+    ``vadflow-train`` run holds it; rounds alternate the order (A B, B A, ...), so a linear drift
+    cancels within two rounds. ``shared_process``: every method in this one process instead, the
+    methods' epochs back to back after an untimed round. A run holds one method, so the fresh
+    process is what it pays; on HR-ShanghaiTech the two ways agree within the machine's noise
+    (``experiments/logs/epoch_pairs_trajectory_2026-12-07.log``)."""
+    seconds = {method: [] for method in methods}
+    if not shared_process:
+        for round_ in range(pairs):
+            for method in methods if round_ % 2 == 0 else methods[::-1]:
+                _, _, out = run_child([sys.executable, "-m", "vadflow.bench", f"--child-epoch={method}", f"--dataset={dataset}",
+                                       f"--threads={threads}", f"--min-timed-seconds={min_timed_s}"])
+                seconds[method].append(float(json.loads(out.strip().splitlines()[-1])["epoch s"]))
+        return seconds
+    runs = {method: _epoch_run(method, dataset, threads) for method in methods}
+    for round_ in range(pairs + 1):
+        for method, run in runs.items():
+            t = _timed_epoch(*run)
+            if round_:
+                seconds[method].append(t)
+    return seconds
+
+
+def one_epoch(method: str, dataset: str, threads: int, min_timed_s: float = MIN_TIMED_S) -> float:
+    """In this process: one untimed epoch (what a run builds once: ActNorm's init, the box table,
+    the kept summaries), then the mean seconds of whole epochs, as many as fill ``min_timed_s``
+    (one on HR-ShanghaiTech, about ten on HR-Avenue)."""
+    run = _epoch_run(method, dataset, threads)
+    _timed_epoch(*run)
+    timed = [_timed_epoch(*run)]
+    while sum(timed) < min_timed_s:
+        timed.append(_timed_epoch(*run))
+    return sum(timed) / len(timed)
+
+
+def _epoch_run(method: str, dataset: str, threads: int):
     import logging
 
     import lightning as L
@@ -175,28 +218,27 @@ def epoch_pairs(dataset: str, threads: int, methods: list[str], pairs: int) -> d
 
     torch.set_num_threads(threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    runs = {}
-    for method in methods:
-        L.seed_everything(1, verbose=False)
-        model, optim = method_and_optim(method, dataset)
-        runs[method] = (AnomalyModule(model, optim), training_datamodule(dataset, model))
-    seconds = {method: [] for method in methods}
-    for round_ in range(pairs + 1):
-        for method, (module, dm) in runs.items():
-            trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                                accelerator="cpu", devices=1, gradient_clip_val=100, gradient_clip_algorithm="norm", limit_val_batches=0)
-            t0 = time.perf_counter()
-            trainer.fit(module, datamodule=dm)
-            if round_:
-                seconds[method].append(time.perf_counter() - t0)
-    return seconds
+    L.seed_everything(1, verbose=False)
+    model, optim = method_and_optim(method, dataset)
+    return AnomalyModule(model, optim), training_datamodule(dataset, model)
 
 
-def _print_epoch_pairs(seconds: dict[str, list[float]], dataset: str, threads: int) -> None:
+def _timed_epoch(module, dm) -> float:
+    import lightning as L
+
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu", devices=1, gradient_clip_val=100, gradient_clip_algorithm="norm", limit_val_batches=0)
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    return time.perf_counter() - t0
+
+
+def _print_epoch_pairs(seconds: dict[str, list[float]], dataset: str, threads: int, shared_process: bool = False) -> None:
     import statistics
 
     first = next(iter(seconds))
-    print(f"\nseconds per training epoch on {dataset}, {threads} threads, methods alternating in one process")
+    how = "alternating in one process" if shared_process else "alternating, each epoch in a fresh process of its own"
+    print(f"\nseconds per training epoch on {dataset}, {threads} threads, methods {how}")
     for method, values in seconds.items():
         mean = statistics.mean(values)
         ratio = "" if method == first else f"  {mean / statistics.mean(seconds[first]) - 1:+.1%} against {first}; per pair " + " ".join(
@@ -204,22 +246,79 @@ def _print_epoch_pairs(seconds: dict[str, list[float]], dataset: str, threads: i
         print(f"  {method:18s} {mean:7.2f} s ({' '.join(f'{v:.2f}' for v in values)}){ratio}")
 
 
-def _train_steps(model, opt, dm, steps: int) -> float:
+def step_pairs(dataset: str, threads: int, method: str, steps: int) -> dict[str, list[float]]:
+    """Milliseconds of training steps (forward, backward, gradient clipping, optimiser step) of a
+    method with a trajectory component: on each batch, one step of its pose model alone
+    (``model.pose.loss``) and one of the whole model, in turns (the order flips every batch), in
+    this one process. Each pair sees the same batch and the same moment of the machine, so the
+    difference is what the component adds to a step, free of the drift that whole epochs in
+    separate processes carry; data loading and Lightning's loop are left out of both."""
     import torch
 
-    loader = iter(dm.train_dataloader())
-    batches = [next(loader) for _ in range(steps + 5)]
+    from vadflow.methods.trajectory_aware import TrajectoryAware
+
+    torch.set_num_threads(threads)
+    model, opt = build_method(method, dataset)
+    if not isinstance(model, TrajectoryAware) or opt is None:
+        print(f"bench: --step-pairs needs a pose method wrapped with a trained trajectory component (<method>+trajectory), got {method!r}", file=sys.stderr)
+        raise SystemExit(2)
+    dm = training_datamodule(dataset, model)
+    dm.setup()
+    model.train()
+    params = list(model.parameters())
+
+    kinds = {"pose model alone": model.pose.loss, "with the component": model.loss}
+    ms = {kind: [] for kind in kinds}
+    warm_up = 10  # ActNorm's init, the kept summaries' first look-ups, the allocator
+    for i, batch in enumerate(_batches(dm, steps + warm_up)):
+        order = list(kinds.items()) if i % 2 == 0 else list(kinds.items())[::-1]
+        for kind, loss_of in order:
+            t0 = time.perf_counter()
+            _train_step(loss_of, batch, opt, params)
+            if i >= warm_up:
+                ms[kind].append(1e3 * (time.perf_counter() - t0))
+    return ms
+
+
+def _batches(dm, n: int):
+    """``n`` training batches, the loader restarted as often as needed."""
+    while n > 0:
+        for batch in dm.train_dataloader():
+            if n == 0:
+                return
+            n -= 1
+            yield batch
+
+
+def _print_step_pairs(ms: dict[str, list[float]], method: str, dataset: str, threads: int) -> None:
+    import statistics
+
+    (alone, a), (joined, b) = ms.items()
+    print(f"\nms per training step of {method} on {dataset}, {threads} threads, {len(a)} batches, each stepped both ways in turns")
+    print(f"  {alone:20s} mean {statistics.mean(a):6.2f}  median {statistics.median(a):6.2f}")
+    print(f"  {joined:20s} mean {statistics.mean(b):6.2f}  median {statistics.median(b):6.2f}  "
+          f"{statistics.mean(b) / statistics.mean(a) - 1:+.1%} (median of the per-batch differences {statistics.median(y - x for x, y in zip(a, b)):+.2f} ms)")
+
+
+def _train_steps(model, opt, dm, steps: int) -> float:
+    batches = list(_batches(dm, steps + 5))
+    params = list(model.parameters())
     for b in batches[:5]:  # warm-up (ActNorm init, allocator)
-        opt.zero_grad()
-        model.loss(b)["loss"].backward()
-        opt.step()
+        _train_step(model.loss, b, opt, params)
     t0 = time.perf_counter()
     for b in batches[5:]:
-        opt.zero_grad()
-        model.loss(b)["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 100)
-        opt.step()
+        _train_step(model.loss, b, opt, params)
     return steps * 256 / (time.perf_counter() - t0)
+
+
+def _train_step(loss_of, batch, opt, params) -> None:
+    """One step as ``vadflow-train`` takes it: gradients zeroed, backward, norm clipped at 100, optimiser step."""
+    import torch
+
+    opt.zero_grad()
+    loss_of(batch)["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(params, 100)
+    opt.step()
 
 
 def _inference(model, dm) -> float:
@@ -279,8 +378,14 @@ def main(argv=None) -> None:
     parser.add_argument("--score-only", action="store_true", help="only the vadflow-score hour (synthetic data, no data root needed)")
     parser.add_argument("--paths-only", action="store_true", help="only STG-NF's fused / eager / bf16-autocast paths (needs the data root)")
     parser.add_argument("--epoch-pairs", type=int, default=0, metavar="N",
-                        help="only: N rounds of one whole training epoch per method, alternating in one process (the first method is the baseline)")
+                        help="only: N rounds of one whole training epoch per method, alternating, each in a fresh process (the first method is the baseline)")
+    parser.add_argument("--shared-process", action="store_true", help="with --epoch-pairs: every method in one process (understates a component's share)")
     parser.add_argument("--child-throughput", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--step-pairs", type=int, default=0, metavar="N",
+                        help="only: N batches, each one training step of the pose model alone and one with its trajectory component, in turns, in one process (--methods: e.g. stgnf+trajectory)")
+    parser.add_argument("--min-timed-seconds", type=float, default=None,
+                        help=f"with --epoch-pairs: each fresh process times whole epochs until this many seconds, their mean its figure (default {MIN_TIMED_S:g})")
+    parser.add_argument("--child-epoch", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.score_only:
         _print_results(score_hour(args.threads), f"vadflow-score on synthetic tracks, shipped STG-NF, {args.threads} threads")
@@ -290,9 +395,25 @@ def main(argv=None) -> None:
     if args.child_throughput:
         print(json.dumps(throughput(args.dataset, args.threads, args.steps, args.child_throughput)))
         return
+    if args.child_epoch:
+        print(json.dumps({"epoch s": one_epoch(args.child_epoch, args.dataset, args.threads, args.min_timed_seconds or 0.0)}))
+        return
     check_names(args.methods, args.dataset)
+    for flag, given in (("--shared-process", args.shared_process), ("--min-timed-seconds", args.min_timed_seconds is not None)):
+        if given and not args.epoch_pairs:
+            print(f"bench: {flag} applies to --epoch-pairs only", file=sys.stderr)
+            raise SystemExit(2)
+    if args.shared_process and args.min_timed_seconds is not None:
+        print("bench: --min-timed-seconds applies to fresh processes, not --shared-process", file=sys.stderr)
+        raise SystemExit(2)
+    if args.step_pairs:
+        for method in args.methods:
+            _print_step_pairs(step_pairs(args.dataset, args.threads, method, args.step_pairs), method, args.dataset, args.threads)
+        return
     if args.epoch_pairs:
-        _print_epoch_pairs(epoch_pairs(args.dataset, args.threads, args.methods, args.epoch_pairs), args.dataset, args.threads)
+        min_timed = MIN_TIMED_S if args.min_timed_seconds is None else args.min_timed_seconds
+        seconds = epoch_pairs(args.dataset, args.threads, args.methods, args.epoch_pairs, args.shared_process, min_timed)
+        _print_epoch_pairs(seconds, args.dataset, args.threads, args.shared_process)
         return
     if args.child_throughput is None and args.paths_only:
         _print_paths(flow_paths(args.dataset, args.threads, args.steps), args.dataset, args.threads)
