@@ -24,10 +24,11 @@ DATA_ROOT = _data_root()
 REFERENCE_DIR = (DATA_ROOT.parent / "reference" / "stgnf") if DATA_ROOT else None
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_logging():
     """Hydra points the root logger at this test's captured stdout; the next test must not write
-    to it once it is closed."""
+    to it once it is closed (every test: one that runs Hydra without asking for this left a
+    handler behind, and a later test's one-line stderr check read its logging errors)."""
     import logging
 
     root = logging.getLogger()

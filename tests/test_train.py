@@ -171,6 +171,7 @@ def test_epoch_pairs_time_whole_epochs_of_each_method_alternating(shared, capsys
     (["--shared-process"], "bench: --shared-process applies to --epoch-pairs only"),
     (["--min-timed-seconds", "5"], "bench: --min-timed-seconds applies to --epoch-pairs only"),
     (["--epoch-pairs", "1", "--shared-process", "--min-timed-seconds", "5"], "bench: --min-timed-seconds applies to fresh processes, not --shared-process"),
+    (["--epoch-pairs", "1", "--step-pairs", "5"], "bench: --step-pairs and --epoch-pairs are two measurements: give one"),
 ])
 def test_epoch_pairs_options_elsewhere_are_refused(args, message, capsys, monkeypatch, tmp_path):
     from vadflow import bench
@@ -206,9 +207,11 @@ def test_step_pairs_time_each_batch_with_and_without_the_component(capsys, monke
         ms = bench.step_pairs("synthetic", 1, "stgnf+trajectory", 3)
         assert list(ms) == ["pose model alone", "with the component"] and [len(v) for v in ms.values()] == [3, 3]
         assert all(t > 0 for v in ms.values() for t in v)
-        for method in ("stgnf", "stgnf+frame"):  # no component, and one with nothing of its own to train
+        capsys.readouterr()  # what the measurement printed or logged
+        for methods in (["stgnf"], ["stgnf+trajectory", "stgnf+frame"]):  # no component; one with nothing of its own to train
+            method = methods[-1]
             with pytest.raises(SystemExit) as stop:
-                bench.main(["--step-pairs", "2", "--methods", method, "--dataset", "synthetic", "--threads", "1"])
+                bench.main(["--step-pairs", "2", "--methods", *methods, "--dataset", "synthetic", "--threads", "1"])
             err = capsys.readouterr().err.strip().splitlines()
             assert stop.value.code == 2 and len(err) == 1 and err[0].startswith("bench: --step-pairs needs") and f"{method!r}" in err[0]
     finally:

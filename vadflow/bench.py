@@ -379,7 +379,7 @@ def main(argv=None) -> None:
     parser.add_argument("--paths-only", action="store_true", help="only STG-NF's fused / eager / bf16-autocast paths (needs the data root)")
     parser.add_argument("--epoch-pairs", type=int, default=0, metavar="N",
                         help="only: N rounds of one whole training epoch per method, alternating, each in a fresh process (the first method is the baseline)")
-    parser.add_argument("--shared-process", action="store_true", help="with --epoch-pairs: every method in one process (understates a component's share)")
+    parser.add_argument("--shared-process", action="store_true", help="with --epoch-pairs: every method in this one process (the earlier way)")
     parser.add_argument("--child-throughput", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--step-pairs", type=int, default=0, metavar="N",
                         help="only: N batches, each one training step of the pose model alone and one with its trajectory component, in turns, in one process (--methods: e.g. stgnf+trajectory)")
@@ -406,7 +406,15 @@ def main(argv=None) -> None:
     if args.shared_process and args.min_timed_seconds is not None:
         print("bench: --min-timed-seconds applies to fresh processes, not --shared-process", file=sys.stderr)
         raise SystemExit(2)
+    if args.step_pairs and args.epoch_pairs:
+        print("bench: --step-pairs and --epoch-pairs are two measurements: give one", file=sys.stderr)
+        raise SystemExit(2)
     if args.step_pairs:
+        without = [m for m in args.methods if split_method(m)[1] != "flow"]
+        if without:  # before anything is measured
+            print(f"bench: --step-pairs needs a pose method wrapped with a trained trajectory component (<method>+trajectory), got {without[0]!r}",
+                  file=sys.stderr)
+            raise SystemExit(2)
         for method in args.methods:
             _print_step_pairs(step_pairs(args.dataset, args.threads, method, args.step_pairs), method, args.dataset, args.threads)
         return
