@@ -1,4 +1,6 @@
 """Window construction and normalisation, against hand-built tracks."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -217,3 +219,22 @@ def test_kept_trajectory_summaries_equal_the_per_batch_ones_and_feed_the_flow(tm
     assert "traj_summary" not in next(iter(plain.train_dataloader()))
     with pytest.raises(DataError, match="trajectory_summary needs trajectory_features"):
         PoseDataModule("synthetic", str(tmp_path), str(tmp_path / "cache"), trajectory_summary=True)
+
+
+def test_summary_columns_name_what_trajectory_summary_returns():
+    """``SUMMARY_COLUMNS`` (read by name, e.g. in ``vadflow.trajectory_parts``) follows the summary's layout."""
+    from vadflow.data.windows import N_SUMMARY, SUMMARY_COLUMNS, SUMMARY_EPS, trajectory_summary
+
+    T = 6
+    t = torch.arange(T, dtype=torch.float32)
+    log_h = torch.full((1, T), -1.0)  # height e^-1, constant
+    traj = torch.stack([0.1 + 0.02 * t[None], torch.full((1, T), 0.5), log_h - 0.7, log_h], -1)  # walking right
+    norm = torch.tensor([[0.3, 0.4, -2.0]])
+    g = trajectory_summary(traj, norm)[0]
+    col = {name: g[i] for i, name in enumerate(SUMMARY_COLUMNS)}
+    assert g.shape == (N_SUMMARY,)
+    assert (col["mean x"], col["mean y"], col["log std y"]) == (norm[0, 0], norm[0, 1], norm[0, 2])
+    assert col["aspect"] == pytest.approx(-0.7)
+    assert col["velocity x"] == pytest.approx(0.02 * math.e, rel=1e-5) and col["velocity y"] == 0
+    assert col["log speed"] == pytest.approx(math.log(0.02 * math.e + SUMMARY_EPS), rel=1e-5)
+    assert col["scale rate"] == 0

@@ -24,7 +24,7 @@ from vadflow.build import trajectory_kind
 from vadflow.checkpoint import load_method, read_checkpoint
 from vadflow.config import datamodule_kwargs, default_path
 from vadflow.data.datamodule import PoseDataModule
-from vadflow.data.windows import trajectory_summary
+from vadflow.data.windows import SUMMARY_COLUMNS, trajectory_summary
 from vadflow.nn.camera import camera_rows
 
 
@@ -40,8 +40,8 @@ def parts_of(method, loader) -> dict[str, np.ndarray]:
             out["camera"].append(batch["camera"].numpy())
             for key in ("pose", "trajectory"):
                 out[key].append(parts[key].double().numpy())
-            out["size"].append(summary[:, 2].double().numpy())
-            out["speed"].append(summary[:, 6].double().numpy())
+            out["size"].append(summary[:, SUMMARY_COLUMNS.index("log std y")].double().numpy())
+            out["speed"].append(summary[:, SUMMARY_COLUMNS.index("log speed")].double().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
 
 

@@ -226,7 +226,10 @@ def trajectory_features(xy: torch.Tensor, vis: torch.Tensor | None = None, norma
     return traj, norm
 
 
-N_SUMMARY = 10  # trajectory_summary: 3 normalisation parameters + aspect + 6 motion numbers
+# trajectory_summary's columns, in order: the 3 normalisation parameters, the aspect, 6 motion numbers
+SUMMARY_COLUMNS = ("mean x", "mean y", "log std y", "aspect", "velocity x", "velocity y", "log speed", "log jitter",
+                   "scale rate", "log scale jitter")
+N_SUMMARY = len(SUMMARY_COLUMNS)
 SUMMARY_EPS = 1e-3  # body heights per frame: below the pose detector's jitter, keeps the logs finite
 
 
