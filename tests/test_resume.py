@@ -86,7 +86,6 @@ def _as_layers(ckpt: dict, model) -> dict:
 
     flows = {f"method.{prefix}.packed": flow for prefix, flow in model.named_modules() if isinstance(flow, Flow) and flow.slots}
     assert flows, "the model has no packed flow"
-    split = lambda flat, flow: [t.clone() for t in flow.layer_tensors(flat).values()]  # noqa: E731
     state = {}
     for key, value in ckpt["state_dict"].items():
         if key in flows:
@@ -97,10 +96,10 @@ def _as_layers(ckpt: dict, model) -> dict:
     (opt,) = ckpt["optimizer_states"]
     old_states, new_states, index = opt["state"], {}, 0
     for i, name in enumerate(names):
-        if name in flows:
+        if name in flows:  # each per-element state cut once into the layers' pieces
+            pieces = {k: list(flows[name].layer_tensors(v).values()) for k, v in old_states[i].items() if torch.is_tensor(v) and v.dim()}
             for part in range(len(flows[name].slots)):
-                new_states[index + part] = {k: split(v, flows[name])[part] if torch.is_tensor(v) and v.dim() else v
-                                            for k, v in old_states[i].items()}
+                new_states[index + part] = {k: pieces[k][part].clone() if k in pieces else v for k, v in old_states[i].items()}
             index += len(flows[name].slots)
         else:
             new_states[index] = old_states[i]
