@@ -120,15 +120,14 @@ REPRODUCE_SPECS = sorted((ROOT / "experiments").glob("*.yaml"))
 def test_every_reproduce_spec_cell_composes_and_passes_the_config_check(spec_file, tmp_path):
     """A spec's cells (first seed, every method, dataset and variant) are configs the code can use:
     a typo in a spec fails here, not an hour into a grid."""
-    import yaml
-
     from vadflow.reproduce import cell_overrides
+    from vadflow.specs import load_spec, spec_cells
 
-    spec = yaml.safe_load(spec_file.read_text())
-    for variant, extra in (spec.get("variants") or {"": []}).items():
-        for method in spec["methods"]:
-            for dataset in spec["datasets"]:
-                overrides = cell_overrides(method, dataset, spec["seeds"][0], list(spec.get("overrides", [])) + list(extra))
-                cfg = compose("train", overrides + [f"paths.output_dir={tmp_path}"])
-                check_config(cfg)
-                assert cfg.method.name == method and cfg.seed == spec["seeds"][0], (spec_file.name, variant)
+    spec = load_spec(spec_file)
+    cells = spec_cells(spec, seeds=spec["seeds"][:1])
+    assert cells, spec_file.name
+    for method, dataset, variant, seed, extra in cells:
+        overrides = cell_overrides(method, dataset, seed, extra)
+        cfg = compose("train", overrides + [f"paths.output_dir={tmp_path}"])
+        check_config(cfg)
+        assert cfg.method.name == method and cfg.seed == seed, (spec_file.name, variant)

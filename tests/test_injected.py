@@ -200,12 +200,12 @@ def test_selection_rule_adds_a_component_only_where_it_costs_no_pose_sensitivity
     broken.write_text('{"protocol": "mocodad", "protoc')  # a run killed while writing
     capsys.readouterr()
     assert selection.main(["--spec", str(tmp_path / "spec.yaml"), "--out", str(tmp_path)]) == 2
-    assert f"vadflow: error: {broken}: not a vadflow metrics file" in capsys.readouterr().out
+    assert f"vadflow: error: {broken}: not a vadflow metrics file" in capsys.readouterr().err
     del spec["variants"]["none"]
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert selection.main(["--spec", str(tmp_path / "spec.yaml")]) == 2
     assert selection.main(["--spec", str(tmp_path / "missing.yaml")]) == 2
-    assert "missing.yaml: no such spec file" in capsys.readouterr().out
+    assert "missing.yaml: no such spec file" in capsys.readouterr().err
 
 
 def test_selection_figures_carry_the_set_in_the_dataset_name():
@@ -262,8 +262,8 @@ def test_a_setting_is_compared_with_the_spec_base(tmp_path, capsys):
     assert selection.main(argv + ["--rule", "setting"]) == 0
     assert "stgnf a: flow_w12 | test, headline protocol: flow_w12 -, flow -" in capsys.readouterr().out
     assert selection.main(argv) == 2
-    assert "base: flow needs --rule setting" in capsys.readouterr().out
+    assert "base: flow needs --rule setting" in capsys.readouterr().err
     spec["base"] = "flow_w16"
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert selection.main(argv + ["--rule", "setting"]) == 2
-    assert "needs a variant named 'flow_w16'" in capsys.readouterr().out
+    assert "needs a variant named 'flow_w16'" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """make reproduce-table: runs missing cells only, reruns stale ones, reports crashes and goes on."""
 import json
 
+import pytest
 import yaml
 
 from vadflow import reproduce
@@ -58,3 +59,67 @@ def test_reproduce_table_runs_missing_cells_only(tmp_path, monkeypatch):
     calls.clear()
     reproduce.main(["--spec", str(spec_file), "--out", str(out)])
     assert len(calls) == 2
+
+
+def test_a_variant_given_per_dataset_runs_on_the_datasets_it_names_with_their_overrides():
+    from vadflow.specs import Cell, check_spec, spec_cells
+
+    spec = {"methods": ["stgnf", "daflow"], "datasets": ["hr_avenue", "poselift"], "seeds": [1, 2], "overrides": ["logger=none"],
+            "variants": {"": [], "chosen": {"poselift": ["trajectory=flow", "dataset.seg_len=12"]}}}
+    check_spec(spec)
+    cells = spec_cells(spec, seeds=[2])
+    assert cells == [
+        Cell("stgnf", "hr_avenue", "", 2, ["logger=none"]), Cell("daflow", "hr_avenue", "", 2, ["logger=none"]),
+        Cell("stgnf", "poselift", "", 2, ["logger=none"]), Cell("daflow", "poselift", "", 2, ["logger=none"]),
+        Cell("stgnf", "poselift", "chosen", 2, ["logger=none", "trajectory=flow", "dataset.seg_len=12"]),
+        Cell("daflow", "poselift", "chosen", 2, ["logger=none", "trajectory=flow", "dataset.seg_len=12"]),
+    ]
+    assert len(spec_cells(spec)) == 12  # both seeds
+
+
+BAD_SPECS = {
+    "a misspelt key": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\nvariant: {a: []}\n", "unknown key 'variant'"),
+    "no seeds": ("methods: [stgnf]\ndatasets: [hr_avenue]\n", "'seeds' is missing"),
+    "a stranger dataset": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\nvariants: {a: {poselift: []}}\n", "names dataset 'poselift'"),
+    "overrides as text": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\noverrides: logger=none\n", "'overrides' must be a list"),
+    "a variant as text": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\nvariants: {a: {hr_avenue: x=1}}\n", "overrides must be a list"),
+    "a seed as text": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [one]\n", "'seeds' must be whole numbers"),
+    "no jobs": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\njobs: 0\n", "'jobs' must be a whole number"),
+    "not YAML": ("methods: [stgnf\n", "not valid YAML"),
+    "not a mapping": ("- stgnf\n", "a spec is a mapping"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_a_bad_spec_is_one_line_naming_the_file_before_anything_runs(case, tmp_path, monkeypatch, capsys):
+    from vadflow import selection
+
+    text, message = BAD_SPECS[case]
+    spec_file = tmp_path / "bad.yaml"
+    spec_file.write_text(text)
+    calls = []
+    monkeypatch.setattr(reproduce, "run_cell", lambda *a: calls.append(a) or (True, ""))
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.main(["--spec", str(spec_file), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and not calls
+    assert len(err.splitlines()) == 1 and str(spec_file) in err and message in err, err
+    assert selection.main(["--spec", str(spec_file), "--out", str(tmp_path / "out")]) == 2  # the selection rule reads specs the same way
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(spec_file) in err and message in err, err
+
+
+def test_summarising_without_the_data_root_is_one_line(tmp_path, monkeypatch, capsys):
+    from vadflow.data.types import DataError
+
+    spec_file = tmp_path / "table.yaml"
+    spec_file.write_text(yaml.safe_dump({"methods": ["stgnf"], "datasets": ["hr_avenue"], "seeds": [1], "results_dir": str(tmp_path / "runs")}))
+
+    def no_root(cell):
+        raise DataError(f"data root {tmp_path / 'data'} does not exist (set paths.data_root=... or VADFLOW_DATA)")
+
+    monkeypatch.setattr(reproduce, "rescored_metrics", no_root)
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.main(["--spec", str(spec_file), "--out", str(tmp_path / "out"), "--summarise-only"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.splitlines() == [f"vadflow: error: data root {tmp_path / 'data'} does not exist (set paths.data_root=... or VADFLOW_DATA)"]

@@ -3,7 +3,8 @@
 
 A spec may add ``variants`` (name -> extra overrides: noise levels, contamination fractions...),
 a third axis of the grid, and ``name`` (the output file stem). ``experiments/robustness_*.yaml``
-use both: ``python -m vadflow.reproduce --spec experiments/robustness_noise.yaml``.
+use both: ``python -m vadflow.reproduce --spec experiments/robustness_noise.yaml``. A variant given
+as a mapping dataset -> overrides runs on the datasets it names only (``vadflow/specs.py``).
 
 A cell (method, dataset, seed) is fresh when its ``metrics.json`` carries the same key: a hash of
 its fully resolved config without paths and evaluation settings, and of the package's training
@@ -24,10 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
 from omegaconf import OmegaConf
 
+from vadflow.cli import friendly_errors
 from vadflow.config import CONF_DIR, ROOT, default_path
+from vadflow.specs import cell_dir, load_spec, spec_cells
 from vadflow.table import EVAL_KEYS, write_table
 
 def cell_overrides(method: str, dataset: str, seed: int, extra: list[str]) -> list[str]:
@@ -39,7 +41,8 @@ def cell_overrides(method: str, dataset: str, seed: int, extra: list[str]) -> li
 # modules that only turn saved window scores into numbers, tables and figures, or serve other
 # entry points: editing them cannot change what a cell trains
 EVAL_ONLY_MODULES = ("scoring/", "table.py", "reproduce.py", "plots.py", "evaluate.py", "localize.py", "primitives.py",
-                     "bench.py", "score_tracks.py", "track_report.py", "data/inputs.py", "runs.py", "sweep_summary.py", "cli.py", "console.py")
+                     "bench.py", "score_tracks.py", "track_report.py", "data/inputs.py", "runs.py", "sweep_summary.py", "cli.py", "console.py",
+                     "selection.py", "specs.py")
 
 
 def training_code_digest() -> str:
@@ -278,21 +281,20 @@ def main(argv=None) -> int:
     parser.add_argument("--missing-only", action="store_true",
                         help="run only cells that were never run; stale ones keep their results (each metrics.json names the code it was trained with)")
     args = parser.parse_args(argv)
-    spec = yaml.safe_load(Path(args.spec).read_text())
+    with friendly_errors():  # a bad spec, a missing data root: one line, exit 2
+        return _reproduce(args)
+
+
+def _reproduce(args) -> int:
+    spec = load_spec(args.spec)
     jobs = args.jobs or int(spec.get("jobs", 1))
     threads = args.threads or max(1, len(os.sched_getaffinity(0)) // jobs)
-    results_dir = ROOT / spec.get("results_dir", "experiments/results/table_runs")
     name = spec.get("name", "table")
-    variants = spec.get("variants") or {"": []}
     cells = []
-    # methods innermost: an interrupted grid still holds complete side-by-side comparisons
-    for dataset in spec["datasets"]:
-        for variant, extra in variants.items():
-            for seed in args.seeds or spec["seeds"]:
-                for method in spec["methods"]:
-                    overrides = cell_overrides(method, dataset, seed, list(spec.get("overrides", [])) + list(extra))
-                    cells.append({"method": method, "dataset": dataset, "variant": variant, "seed": seed, "overrides": overrides,
-                                  "key": cell_key(overrides), "dir": results_dir / method / dataset / variant / f"seed{seed}"})
+    for cell in spec_cells(spec, args.seeds):
+        overrides = cell_overrides(cell.method, cell.dataset, cell.seed, cell.extra)
+        cells.append({"method": cell.method, "dataset": cell.dataset, "variant": cell.variant, "seed": cell.seed, "overrides": overrides,
+                      "key": cell_key(overrides), "dir": cell_dir(spec, ROOT, cell)})
     stale = [c for c in cells if not is_fresh(c["dir"], c["key"])]
     todo = [] if args.summarise_only else [c for c in stale if not (args.missing_only and (c["dir"] / "metrics.json").is_file())]
     print(f"reproduce-table: {len(cells)} cells, {len(cells) - len(stale)} fresh, {len(stale) - len(todo)} stale kept, {len(todo)} to run ({jobs} at a time)")

@@ -32,13 +32,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from vadflow.config import ROOT
 from vadflow.data.injected import GLOBAL_KINDS, POSE_KINDS
+from vadflow.specs import SpecError, cell_dir, load_spec, spec_cells
 from vadflow.table import write_table
 
 POSE_TOLERANCE = 1.0  # AUC-ROC points a component may cost on pose-only events
@@ -47,9 +48,7 @@ BASE = "none"
 
 
 def cell_dirs(spec: dict) -> list[tuple[str, str, str, Path]]:
-    results = ROOT / spec.get("results_dir", "experiments/results/table_runs")
-    return [(m, d, v, results / m / d / v / f"seed{s}") for d in spec["datasets"] for v in spec["variants"]
-            for s in spec["seeds"] for m in spec["methods"]]
+    return [(c.method, c.dataset, c.variant, cell_dir(spec, ROOT, c)) for c in spec_cells(spec)]
 
 
 class BadRun(ValueError):
@@ -131,16 +130,17 @@ def main(argv=None) -> int:
     ap.add_argument("--test-tables", nargs="*", default=[str(ROOT / t) for t in TEST_TABLES],
                     help="result tables quoted after the choice (headline protocol); nothing is chosen on them")
     args = ap.parse_args(argv)
-    if not Path(args.spec).is_file():
-        print(f"vadflow: error: {args.spec}: no such spec file")
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as e:
+        print(f"vadflow: error: {e}", file=sys.stderr)
         return 2
-    spec = yaml.safe_load(Path(args.spec).read_text())
     base = str(spec.get("base", BASE))  # the variant every other one is compared with (a spec may start from a component)
     if base not in (spec.get("variants") or {}):
-        print(f"vadflow: error: {args.spec}: the selection rule needs a variant named {base!r}")
+        print(f"vadflow: error: {args.spec}: the selection rule needs a variant named {base!r}", file=sys.stderr)
         return 2
     if args.rule == "component" and base != BASE:
-        print(f"vadflow: error: {args.spec}: the component rule compares with {BASE!r}; base: {base} needs --rule setting")
+        print(f"vadflow: error: {args.spec}: the component rule compares with {BASE!r}; base: {base} needs --rule setting", file=sys.stderr)
         return 2
     per_seed: dict[tuple[str, str, str], list[dict]] = {}
     for method, dataset, variant, run in cell_dirs(spec):
@@ -148,10 +148,10 @@ def main(argv=None) -> int:
             try:
                 per_seed.setdefault((method, dataset, variant), []).append(family_aucs(run, args.threads))
             except BadRun as e:
-                print(f"vadflow: error: {e}")
+                print(f"vadflow: error: {e}", file=sys.stderr)
                 return 2
     if not per_seed:
-        print(f"vadflow: error: {args.spec}: no cell has run (python -m vadflow.reproduce --spec {args.spec})")
+        print(f"vadflow: error: {args.spec}: no cell has run (python -m vadflow.reproduce --spec {args.spec})", file=sys.stderr)
         return 2
     means = {k: {s: float(np.mean([r[s] for r in rs])) for s in ("mixed", "global", "pose")} for k, rs in per_seed.items()}
     rows, choices, chosen_rows = [], [], []
