@@ -83,6 +83,7 @@ BAD_SPECS = {
     "a stranger dataset": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\nvariants: {a: {poselift: []}}\n", "names dataset 'poselift'"),
     "overrides as text": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\noverrides: logger=none\n", "'overrides' must be a list"),
     "a variant as text": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\nvariants: {a: {hr_avenue: x=1}}\n", "overrides must be a list"),
+    "a variant for no dataset": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\nvariants: {a: {}}\n", "names no dataset"),
     "a seed as text": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [one]\n", "'seeds' must be whole numbers"),
     "no jobs": ("methods: [stgnf]\ndatasets: [hr_avenue]\nseeds: [1]\njobs: 0\n", "'jobs' must be a whole number"),
     "not YAML": ("methods: [stgnf\n", "not valid YAML"),

@@ -68,6 +68,8 @@ def check_spec(spec, path: str | Path = "spec") -> None:
         raise SpecError(f"{path}: 'variants' maps a name to a list of overrides or to a mapping dataset -> overrides")
     for name, extra in variants.items():
         per_dataset = extra if isinstance(extra, dict) else {d: extra for d in spec["datasets"]}
+        if not per_dataset:
+            raise SpecError(f"{path}: variant {name!r} names no dataset: it would run nowhere")
         strangers = [d for d in per_dataset if d not in spec["datasets"]]
         if strangers:
             raise SpecError(f"{path}: variant {name!r} names dataset {strangers[0]!r}, which is not in the spec's datasets "
