@@ -170,11 +170,10 @@ def _ddp_worker(rank: int, world: int, store_file: str, out_file: str) -> None:
         sums.append(float(sum(p.detach().double().sum() for p in model.parameters())))
     # no DDP wrapper may outlive the process group: one released after destroy_process_group takes the
     # group down in its destructor, which can wait for ever on gloo's thread once the peer has gone
-    # (seen once: rank 0 stuck in ~ProcessGroupGloo under ~Reducer as the worker returned). The
-    # models refer to themselves (forward = loss), so the collector frees them: run it now
+    # (seen once: rank 0 stuck in ~ProcessGroupGloo under ~Reducer as the worker returned)
     del wrapped, model
     sums.append(_trajectory_flow_steps(DistributedDataParallel, rank))
-    gc.collect()
+    gc.collect()  # the models refer to themselves (forward = loss): only the collector frees them and their wrappers
     gathered = [None] * world
     dist.all_gather_object(gathered, sums)
     if rank == 0:

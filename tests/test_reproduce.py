@@ -124,3 +124,24 @@ def test_summarising_without_the_data_root_is_one_line(tmp_path, monkeypatch, ca
         reproduce.main(["--spec", str(spec_file), "--out", str(tmp_path / "out"), "--summarise-only"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.splitlines() == [f"vadflow: error: data root {tmp_path / 'data'} does not exist (set paths.data_root=... or VADFLOW_DATA)"]
+
+
+def test_selection_without_the_data_root_is_one_line(tmp_path, monkeypatch, capsys):
+    """A run the selection rule must re-score on each family's events, its data root gone."""
+    from vadflow import selection
+    from vadflow.data.types import DataError
+
+    spec_file = tmp_path / "selection.yaml"
+    spec_file.write_text(yaml.safe_dump({"methods": ["stgnf"], "datasets": ["hr_avenue"], "seeds": [1], "variants": {"none": [], "flow": []},
+                                         "results_dir": str(tmp_path / "runs")}))
+    (tmp_path / "runs/stgnf/hr_avenue/none/seed1").mkdir(parents=True)
+    (tmp_path / "runs/stgnf/hr_avenue/none/seed1/metrics.json").write_text("{}")
+
+    def no_root(run, threads):
+        raise DataError(f"data root {tmp_path / 'data'} does not exist (set paths.data_root=... or VADFLOW_DATA)")
+
+    monkeypatch.setattr(selection, "family_aucs", no_root)
+    with pytest.raises(SystemExit) as exit_info:
+        selection.main(["--spec", str(spec_file), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.splitlines() == [f"vadflow: error: data root {tmp_path / 'data'} does not exist (set paths.data_root=... or VADFLOW_DATA)"]

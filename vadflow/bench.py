@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from vadflow.config import ROOT, default_path
 
@@ -76,8 +77,7 @@ def check_names(methods: list[str], dataset: str) -> None:
     problems += [f"unknown method {m!r} in --methods; one of {', '.join(known['method'])}, optionally with {' / '.join(TRAJECTORY_SUFFIXES)}"
                  for m in methods if split_method(m)[0] not in known["method"]]
     if problems:
-        print(f"bench: {problems[0]}", file=sys.stderr)
-        raise SystemExit(2)
+        refuse(problems[0])
 
 
 def method_and_optim(method: str, dataset: str):
@@ -279,9 +279,14 @@ def step_pairs(dataset: str, threads: int, method: str, steps: int) -> dict[str,
     return ms
 
 
-def _refuse_step_pairs(method: str) -> None:
-    print(f"bench: --step-pairs needs a pose method wrapped with a trained trajectory component (<method>+trajectory), got {method!r}", file=sys.stderr)
+def refuse(problem: str) -> NoReturn:
+    """A request the bench cannot measure: one line, exit 2, before anything is measured."""
+    print(f"bench: {problem}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _refuse_step_pairs(method: str) -> NoReturn:
+    refuse(f"--step-pairs needs a pose method wrapped with a trained trajectory component (<method>+trajectory), got {method!r}")
 
 
 def _batches(dm, n: int):
@@ -405,14 +410,11 @@ def main(argv=None) -> None:
     check_names(args.methods, args.dataset)
     for flag, given in (("--shared-process", args.shared_process), ("--min-timed-seconds", args.min_timed_seconds is not None)):
         if given and not args.epoch_pairs:
-            print(f"bench: {flag} applies to --epoch-pairs only", file=sys.stderr)
-            raise SystemExit(2)
+            refuse(f"{flag} applies to --epoch-pairs only")
     if args.shared_process and args.min_timed_seconds is not None:
-        print("bench: --min-timed-seconds applies to fresh processes, not --shared-process", file=sys.stderr)
-        raise SystemExit(2)
+        refuse("--min-timed-seconds applies to fresh processes, not --shared-process")
     if args.step_pairs and args.epoch_pairs:
-        print("bench: --step-pairs and --epoch-pairs are two measurements: give one", file=sys.stderr)
-        raise SystemExit(2)
+        refuse("--step-pairs and --epoch-pairs are two measurements: give one")
     if args.step_pairs:
         for method in args.methods:  # every name before anything is measured
             if split_method(method)[1] != "flow":

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vadflow.cli import friendly_errors
 from vadflow.config import ROOT
 from vadflow.data.injected import GLOBAL_KINDS, POSE_KINDS
 from vadflow.specs import SpecError, cell_dir, load_spec, spec_cells
@@ -130,6 +131,11 @@ def main(argv=None) -> int:
     ap.add_argument("--test-tables", nargs="*", default=[str(ROOT / t) for t in TEST_TABLES],
                     help="result tables quoted after the choice (headline protocol); nothing is chosen on them")
     args = ap.parse_args(argv)
+    with friendly_errors():  # rescoring a run whose data root is gone: one line, exit 2
+        return _select(args)
+
+
+def _select(args) -> int:
     try:
         spec = load_spec(args.spec)
     except SpecError as e:
