@@ -76,6 +76,7 @@ def test_mocodad_two_people_gap_keep_mask_shift_by_hand():
     assert res["auc"] == pytest.approx(roc_auc_score(labels, expected))
     assert res["auc_raw"] == pytest.approx(roc_auc_score(labels, kept))
     assert res["n_unscored_frames"] == 1  # frame 5 (position 5): nobody's window writes there; frame 6 is removed
+    assert res["n_unscored_abnormal_frames"] == 1  # and frame 5 is abnormal
     # one Gaussian of sigma 2 after the shift
     smoothed = _mocodad(masks, first, span, person, score, shift=1, sigma=2, ignore={"a": [[6, 6]]})
     np.testing.assert_allclose(smoothed["frame_scores"][smoothed["keep"]], gaussian_filter1d(expected, 2))

@@ -5,7 +5,7 @@ from scipy.ndimage import gaussian_filter1d
 from sklearn.metrics import roc_auc_score
 
 from vadflow.data.types import DataError
-from vadflow.scoring import dedup_window_scores, evaluate_protocol, frame_scores, make_protocol, roc_auc
+from vadflow.scoring import dedup_window_scores, evaluate_protocol, format_result, frame_scores, make_protocol, roc_auc
 
 
 def test_auc_hand_computed():
@@ -60,6 +60,7 @@ def test_stgnf_protocol_fill_smoothing_and_exclusion():
     assert res["auc"] == pytest.approx(roc_auc_score(labels, expected))
     assert res["auc_raw"] == pytest.approx(roc_auc_score(labels, np.r_[raw_a, raw_b]))
     assert res["n_clips"] == 2 and res["n_frames"] == 9 and res["n_unscored_frames"] == 6  # a: 0,1,4,5; b: 0,2
+    assert res["n_unscored_abnormal_frames"] == 0  # all six are normal frames
     # macro: only clips with both classes; b is all ties -> 0.5
     assert res["auc_macro"] == pytest.approx(np.mean([roc_auc_score(masks["a"], smooth(raw_a)), 0.5]))
 
@@ -123,6 +124,16 @@ def test_mpedrnn_protocol_uses_cover_and_needs_persons():
         evaluate_protocol(proto, masks, np.array(["a"]), np.array([2]), np.array([1.0]))
     res = evaluate_protocol(proto, masks, np.array(["a", "a"]), np.array([2, 3]), np.array([1.0, 3.0]), win_person=np.array([1, 1]), seg_len=4)
     assert res["n_unscored_frames"] == 1 and res["window_to_frame"] == "cover"
+    assert res["n_unscored_abnormal_frames"] == 0  # frame 5, normal
+    line = format_result(res, "toy")
+    assert line.endswith("1 clips, 6 frames (1 unscored, 0 of them abnormal)")
+    # frame 5 abnormal: a miss no score can avoid, counted and printed
+    abnormal_end = {"a": np.array([0, 0, 1, 1, 1, 1], np.uint8)}
+    res = evaluate_protocol(proto, abnormal_end, np.array(["a", "a"]), np.array([2, 3]), np.array([1.0, 3.0]), win_person=np.array([1, 1]), seg_len=4)
+    assert res["n_unscored_abnormal_frames"] == 1 and format_result(res, "toy").endswith("(1 unscored, 1 of them abnormal)")
+    # every frame scored: nothing added to the line
+    res = evaluate_protocol(proto, masks, np.array(["a", "a", "a"]), np.array([2, 3, 4]), np.array([1.0, 3.0, 2.0]), win_person=np.array([1, 1, 1]), seg_len=4)
+    assert res["n_unscored_frames"] == 0 and format_result(res, "toy").endswith("1 clips, 6 frames")
 
 
 def test_cover_with_explicit_window_spans_by_hand():

@@ -498,7 +498,7 @@ def evaluate_protocol(
         loss = np.maximum(win_score[in_eval] - float(score_offset), 0.0)
         raw, final, no_window = mocodad_clip_scores(protocol, lengths, keep, win_clip, np.asarray(win_person)[in_eval],
                                                     np.asarray(first, np.int64), np.asarray(span, np.int64), loss)
-        n_unscored = int((no_window & keep).sum())
+        unscored_kept = no_window & keep
         extra["score_offset"] = float(score_offset)
     else:
         if protocol.window_to_frame == "cover":
@@ -508,7 +508,7 @@ def evaluate_protocol(
         finite = np.isfinite(frame)
         if not finite.any():
             raise ValueError(f"{dataset}: no window was scored in any evaluated clip")
-        n_unscored = int((~finite & keep).sum())
+        unscored_kept = ~finite & keep
         raw = np.where(finite, frame, frame[finite].min())  # no person -> most normal, over the whole set
         final = np.concatenate([smooth(raw[offsets[i] : offsets[i + 1]], protocol.sigmas) for i in range(len(clips))])
         if protocol.per_camera_quantiles:
@@ -533,7 +533,9 @@ def evaluate_protocol(
         "n_clips": len(clips),
         "n_frames": int(keep.sum()),
         "n_abnormal_frames": int(y.sum()),
-        "n_unscored_frames": n_unscored,
+        # frames no window scores count as most normal: an abnormal one among them is a miss no model can avoid
+        "n_unscored_frames": int(unscored_kept.sum()),
+        "n_unscored_abnormal_frames": int((unscored_kept & labels).sum()),
         **extra,
         "frame_scores": final,  # joined clips, NaN on frames a protocol removes (arrays are dropped before writing metrics.json)
         "keep": keep,
@@ -550,4 +552,5 @@ def format_result(res: dict, dataset: str) -> str:
         f"micro AUC {100 * res['auc']:.2f} | AUC-PR {100 * res['auc_pr']:.2f} | EER {res['eer']:.3f} | "
         f"unsmoothed {100 * res['auc_raw']:.2f} | macro {100 * res['auc_macro']:.2f} | "
         f"{res['n_clips']} clips, {res['n_frames']} frames"
+        + (f" ({res['n_unscored_frames']} unscored, {res['n_unscored_abnormal_frames']} of them abnormal)" if res.get("n_unscored_frames") else "")
     )
