@@ -533,7 +533,7 @@ def evaluate_protocol(
         "n_clips": len(clips),
         "n_frames": int(keep.sum()),
         "n_abnormal_frames": int(y.sum()),
-        # frames no window scores count as most normal: an abnormal one among them is a miss no model can avoid
+        # frames no window scores enter as most normal (only a protocol's smoothing reaches them): an abnormal one is a likely miss
         "n_unscored_frames": int(unscored_kept.sum()),
         "n_unscored_abnormal_frames": int((unscored_kept & labels).sum()),
         **extra,
