@@ -106,6 +106,93 @@ def test_padded_positions_reflect_and_edge_by_hand():
     assert rows[0].tolist() == list(range(6)) and not repeated.any()
 
 
+def test_padded_positions_with_a_lead_by_hand():
+    """A window of a track's first poses: its real poses start at position ``lead``; the positions
+    before are the poses after the first, mirrored (reflect), or the first pose repeated (edge)."""
+    from vadflow.data.windows import padded_positions
+
+    rows, repeated = padded_positions(torch.tensor([10]), torch.tensor([15]), 10, "reflect", lead=torch.tensor([4]))
+    assert rows[0].tolist() == [14, 13, 12, 11, 10, 11, 12, 13, 14, 15]
+    assert repeated[0].tolist() == [True] * 4 + [False] * 6
+    rows, repeated = padded_positions(torch.tensor([10]), torch.tensor([15]), 10, "edge", lead=torch.tensor([4]))
+    assert rows[0].tolist() == [10, 10, 10, 10, 10, 11, 12, 13, 14, 15]
+    # a lead and a short end at once: 2 padded before, 3 real, 3 padded after
+    rows, repeated = padded_positions(torch.tensor([0]), torch.tensor([2]), 8, "reflect", lead=torch.tensor([2]))
+    assert rows[0].tolist() == [2, 1, 0, 1, 2, 1, 0, 1]
+    assert repeated[0].tolist() == [True, True, False, False, False, True, True, True]
+
+
+def test_track_end_windows_centre_every_pose_of_a_long_track_once():
+    """With track_ends, the full windows and the track-end windows together are centred on every
+    pose of each track of at least T poses, once each; shorter tracks get none; a track-end window
+    holds the real poses the window would, and is dropped like a full window when frame ids are missing."""
+    from vadflow.data.windows import scoring_windows
+
+    T = 24
+    lengths = [5, 30, 24, 26]
+    frames = np.concatenate([np.arange(n) for n in lengths])
+    ptr = np.cumsum([0] + lengths)
+    starts, last, lead, centre = scoring_windows(frames, ptr, T, 1, track_ends=True)
+    centre_row = np.where(centre >= 0, centre, starts + T // 2)
+    np.testing.assert_array_equal(np.sort(centre_row), np.arange(ptr[1], ptr[-1]))  # rows 5..84, each once
+    # by hand, the 30-pose track (rows 5..34): pose 0's window holds poses 0..11 after 12 padded positions,
+    # pose 29's holds poses 17..29 and then 11 padded ones
+    at = {int(c): (int(f), int(l), int(d)) for c, f, l, d in zip(centre_row, starts, last, lead)}
+    assert at[5] == (5, 16, 12) and at[34] == (22, 34, 0) and at[5 + 12] == (5, 5 + 23, 0)
+    assert ((last - starts + 1 + lead <= T) | (lead == 0)).all() and (lead <= T // 2).all()
+    assert (scoring_windows(frames, ptr, T, 1)[3] == -1).all()  # without track_ends: full windows only
+    # a gap of 4 missing frame ids after the first pose: the front windows that span it are dropped
+    gappy = np.r_[0, np.arange(5, 34)]
+    s, l, d, c = scoring_windows(gappy, np.array([0, 30]), T, 1, max_missing=2, track_ends=True)
+    kept = np.where(c >= 0, c, s + T // 2)
+    assert 0 not in kept and 29 in kept and (gappy[l] - gappy[s] - (l - s) <= 2).all()
+
+
+def test_datamodule_scores_every_pose_of_long_tracks_with_track_ends(tmp_path):
+    """dataset.track_ends: the STG-NF protocol (a window's score at its centre frame) then scores
+    every frame of a long-enough track; a track-end window's batch is its padded rows normalised."""
+    from vadflow import scoring
+    from vadflow.data.datamodule import PoseDataModule
+    from vadflow.data.types import DataError
+
+    def setup(track_ends):
+        dm = PoseDataModule("synthetic", str(tmp_path), str(tmp_path / "cache"), track_ends=track_ends,
+                            synthetic={"n_train_clips": 2, "n_test_clips": 6, "clip_len": 200})
+        dm.setup()
+        return dm
+
+    plain, ends = setup(False), setup(True)
+    w = ends.test_windows
+    added = np.arange(plain.test_set.n, w.n)  # the track-end windows follow the full ones
+    assert len(added) > 0 and (w.last[added] - w.starts[added] + 1 < ends.seg_len).all()
+    np.testing.assert_array_equal(w.starts[: plain.test_set.n], plain.test_windows.starts)
+    centred = lambda dm: scoring.evaluate_windows(dm.test_windows, np.arange(dm.test_set.n), np.ones(dm.test_set.n),  # noqa: E731
+                                                  [scoring.make_protocol("stgnf")], dm.masks_for, dm.name)[0]
+    before, after = centred(plain), centred(ends)
+    assert after["n_unscored_frames"] < before["n_unscored_frames"]
+    split, T = ends.test, ends.seg_len
+    # every pose of a long track without dropped frames is some window's centre (a full window over a
+    # gap writes at its first frame + T//2, the official rule, so gappy tracks are left out here)
+    n_checked = 0
+    for t in np.flatnonzero(np.diff(split.track_ptr) >= T):
+        rows = np.arange(split.track_ptr[t], split.track_ptr[t + 1])
+        if np.any(np.diff(split.frames[rows]) != 1):
+            continue
+        assert set(split.frames[rows].tolist()) == set(w.frame[w.track == t].tolist())
+        n_checked += 1
+    assert n_checked > 0
+    # the batch of a window of a track's first poses: its rows as padded_positions gives them, repeats hidden
+    i = int(np.flatnonzero(w.lead > 0)[0])
+    batch = ends.test_set.__getitems__(torch.as_tensor([i]))
+    rows, repeated = padded_positions(torch.tensor([w.starts[i]]), torch.tensor([w.last[i]]), T, "reflect", torch.tensor([w.lead[i]]))
+    x, vis = w.builder(torch.tensor([w.starts[i]]), last=torch.tensor([w.last[i]]), lead=torch.tensor([w.lead[i]]))
+    torch.testing.assert_close(batch["x"], x, rtol=0, atol=0)
+    assert not batch["vis"][0, : w.lead[i]].any() and batch["vis"][0, w.lead[i]:].any()
+    assert w.frame[i] == split.frames[w.starts[i] + T // 2 - w.lead[i]]
+    with pytest.raises(DataError, match="track_ends must be true or false"):
+        PoseDataModule("synthetic", str(tmp_path), str(tmp_path / "cache"), track_ends="yes")
+
+
 def test_padded_window_hides_repeats_from_the_statistics():
     rng = np.random.default_rng(0)
     kp = rng.uniform(0, 100, (12, 18, 2)).astype(np.float32)

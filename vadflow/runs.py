@@ -126,6 +126,7 @@ def metrics_record(cfg_method: dict, dataset_cfg: dict, seed: int, evaluation: d
         "missing_joints": dataset_cfg.get("missing_joints", "impute"),
         "official_quirks": bool(dataset_cfg.get("official_quirks", False)),
         "short_tracks": dataset_cfg.get("short_tracks", "skip"),
+        "track_ends": bool(dataset_cfg.get("track_ends", False)),
         "protocols": {r["protocol"]: r for r in results},
         "prepare": evaluation.get("prepare", {}),
         "trajectory": trajectory_kind(cfg_method),  # the trajectory component: none, flow, frame or stream

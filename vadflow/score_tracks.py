@@ -99,7 +99,7 @@ def score_inputs(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     summary = {"checkpoint": str(ckpt_path), "method": method_cfg["name"], "frame_size": list(pipe.frame_size), "fps": args.fps,
                "window": pipe.seg_len, "stride": pipe.stride, "missing_joints": pipe.missing_joints, "short_tracks": pipe.short_tracks,
-               "smoothing": scoring.smoothing_label(sigmas), "threshold": threshold_info, "clips": []}
+               "track_ends": pipe.track_ends, "smoothing": scoring.smoothing_label(sigmas), "threshold": threshold_info, "clips": []}
     if masks:
         summary["protocols"] = evaluate_labelled(out, ckpt, dataset_cfg, windows, window_scores.score, masks, args.stride, args.inputs)
     map_label = MAP_LABELS.get(method_cfg["name"], f"{method_cfg['name']} per-joint score")

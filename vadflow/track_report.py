@@ -53,14 +53,14 @@ def render_segments(path: Path, method, split: PreparedSplit, windows, clip_inde
         values = np.zeros((n_frames, split.kp.shape[1]), np.float32)
         if has_map:
             sel = (windows.track == t) & (windows.starts <= rows.max()) & (windows.last >= rows.min())
-            mine, mine_last = windows.starts[sel], windows.last[sel]
+            mine, mine_last, mine_lead = windows.starts[sel], windows.last[sel], windows.lead[sel]
             if len(mine):
                 with torch.inference_mode():
                     maps = method.score_map(windows.batch(np.flatnonzero(sel))).float().numpy()
                 for k, r in enumerate(rows):
                     cover = (mine <= r) & (r <= mine_last)
-                    if cover.any():  # position r - start holds row r in full and padded windows alike
-                        values[k] = maps[cover, r - mine[cover]].mean(0)
+                    if cover.any():  # position lead + r - start holds row r in full and padded windows alike
+                        values[k] = maps[cover, mine_lead[cover] + r - mine[cover]].mean(0)
         where.append(_trajectory_of(split, lo, hi, rows, seg, windows.builder.scale.tolist()))
         rows_all.append(split.kp[rows].transpose(2, 0, 1))  # (2, F, V) pixels, y down
         vis_all.append(split.vis[rows])

@@ -37,13 +37,16 @@ def identity_collate(batch):
 class WindowDataset(Dataset):
     """Windows of one split; with ``flip`` the dataset doubles (index >= N: mirrored copy)."""
 
-    def __init__(self, starts: np.ndarray, builder: WindowBuilder, flip: bool = False, last: np.ndarray | None = None):
+    def __init__(self, starts: np.ndarray, builder: WindowBuilder, flip: bool = False, last: np.ndarray | None = None,
+                 lead: np.ndarray | None = None):
         self.starts = torch.from_numpy(starts)
         self.builder = builder
         self.flip = flip
         self.n = len(starts)
-        # last real row of each window: only padded windows of short tracks end before start + T - 1
-        self.last = None if last is None or (last == starts + builder.seg_len - 1).all() else torch.from_numpy(last)
+        # padded windows (short tracks, track ends): the last real row, and the padded positions before the first
+        self.lead = None if lead is None or not lead.any() else torch.from_numpy(lead)
+        padded = self.lead is not None or (last is not None and not (last == starts + builder.seg_len - 1).all())
+        self.last = torch.from_numpy(last) if padded else None
 
     def __len__(self) -> int:
         return self.n * (2 if self.flip else 1)
@@ -52,7 +55,8 @@ class WindowDataset(Dataset):
         index = torch.as_tensor(indices, dtype=torch.long)
         base = index % self.n
         flip = index >= self.n if self.flip else None
-        batch = self.builder.batch(self.starts[base], flip, last=None if self.last is None else self.last[base])
+        batch = self.builder.batch(self.starts[base], flip, last=None if self.last is None else self.last[base],
+                                   lead=None if self.lead is None else self.lead[base])
         batch["index"] = index
         return batch
 
@@ -85,6 +89,7 @@ class PoseDataModule(L.LightningDataModule):
         contamination_clips: float = 0.5,
         short_tracks: str = "skip",
         short_min_len: int = 8,
+        track_ends: bool = False,
         selection: str | None = None,
         selection_kinds=None,
         selection_event_len: int | None = None,
@@ -112,6 +117,9 @@ class PoseDataModule(L.LightningDataModule):
         if short_tracks not in ("skip", "reflect", "edge"):
             raise DataError(f"dataset.short_tracks must be skip, reflect or edge, got {short_tracks!r}")
         self.short_tracks, self.short_min_len = short_tracks, int(short_min_len)
+        if not isinstance(track_ends, bool):
+            raise DataError(f"dataset.track_ends must be true or false, got {track_ends!r}")
+        self.track_ends = track_ends  # test windows centred on each track's first and last poses too
         check_selection(selection, val_fraction, contamination, selection_kinds, selection_event_len)
         self.selection, self.selection_kinds = selection, tuple(selection_kinds or KINDS)
         # events of a fixed length in frames, so that models with other windows are compared on one set
@@ -163,7 +171,7 @@ class PoseDataModule(L.LightningDataModule):
             log.info("%s: selection set of %d held-out training clips, %d injected events (%s)", self.name, len(val_clips),
                      len(self.selection_events), ", ".join(f"{k} {sum(e['kind'] == k for e in self.selection_events)}" for k in KINDS))
         test_windows = ScoringWindows.of_split(test, self.seg_len, self.frame_size, self.test_stride, self.max_missing, self.official_quirks,
-                                               self.short_tracks, self.short_min_len, use_vis, self.trajectory_features)
+                                               self.short_tracks, self.short_min_len, use_vis, self.trajectory_features, self.track_ends)
         train_kp, train_vis = train.kp, train.vis
         if self.contamination is not None:  # robustness experiment: abnormal windows in training
             keep, contam, self.held_out_clips = contaminate(train_starts, test, starts(test, self.train_stride), self.contamination,
@@ -178,7 +186,7 @@ class PoseDataModule(L.LightningDataModule):
             raise DataError(f"{self.name}: no test track is long enough for a window of {self.seg_len} frames")
         self.train_set = WindowDataset(train_starts, WindowBuilder(train_kp, train_vis, self.seg_len, self.frame_size, use_vis), self.flip)
         self.test_windows = test_windows
-        self.test_set = WindowDataset(test_windows.starts, test_windows.builder, last=test_windows.last)
+        self.test_set = WindowDataset(test_windows.starts, test_windows.builder, last=test_windows.last, lead=test_windows.lead)
         if self.trajectory_features:
             slots = lambda split: row_camera_slots(split.clips, split.track_clip, split.track_ptr)  # noqa: E731
             train_slots = slots(train) if self.contamination is None else np.concatenate([slots(train), slots(test)])  # test rows follow

@@ -14,6 +14,13 @@ with fewer than ``T`` poses gets no window under the official rule, so its frame
 poses gets one window holding its ``n`` poses played forwards then backwards (or its last pose
 repeated) up to ``T``; the repeated positions are marked not visible, so visibility-aware
 normalisation and scoring count each real pose once. Its score covers only the track's own frames.
+
+Track ends (``track_end_windows``, test split only, option ``dataset.track_ends``): a window's
+score is written at its centre, so under the official rule the first ``T//2`` and last
+``T - T//2 - 1`` poses of every track are no window's centre, and a protocol that scores centres
+(``stgnf``) never scores them. With ``track_ends`` each such pose gets one window centred on it:
+the real poses the window would hold, padded beyond the track's end the same way (reflected, or
+the end pose repeated), the repeats marked not visible. It covers only its real poses' frames.
 """
 from __future__ import annotations
 
@@ -59,32 +66,68 @@ def short_track_windows(frames: np.ndarray, track_ptr: np.ndarray, seg_len: int,
     return first[ok], last[ok]
 
 
+def track_end_windows(frames: np.ndarray, track_ptr: np.ndarray, seg_len: int, max_missing: int = 2):
+    """(first real row, last real row, lead, centre row) of one padded window per track-end pose
+    of the tracks of at least ``seg_len`` poses: the first ``T//2`` poses (their window starts
+    ``lead`` positions before the track) and the last ``T - T//2 - 1`` (their window runs past its
+    end), which no full window is centred on. Kept, as full windows are, if at most ``max_missing``
+    frame ids are missing between its first and last real pose."""
+    half = seg_len // 2
+    first_row, n = track_ptr[:-1].astype(np.int64), np.diff(track_ptr).astype(np.int64)
+    long = n >= seg_len
+    first_row, n = first_row[long], n[long]
+    front = np.arange(half)  # centre position p: the window's position 0 is the track's p - T//2
+    back = np.arange(seg_len - half - 1)  # p = n - T + T//2 + 1 + back
+    k_front, k_back = len(front), len(back)
+    anchor = np.repeat(first_row, k_front + k_back)
+    p = np.concatenate([np.broadcast_to(front[None], (len(n), k_front)), n[:, None] - seg_len + half + 1 + back[None]], 1).reshape(-1)
+    n_of = np.repeat(n, k_front + k_back)
+    lo = np.maximum(p - half, 0)  # the window's real poses: positions lo .. hi of the track
+    hi = np.minimum(p - half + seg_len - 1, n_of - 1)
+    lead = lo - (p - half)
+    first, last = anchor + lo, anchor + hi
+    ok = frames[last] - frames[first] - (hi - lo) <= max_missing
+    return first[ok], last[ok], lead[ok], (anchor + p)[ok]
+
+
 def scoring_windows(frames: np.ndarray, track_ptr: np.ndarray, seg_len: int, stride: int, max_missing: int = 2,
-                    official_quirks: bool = False, short_tracks: str = "skip", short_min_len: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """(first row, last real row) of every window that is scored: the full windows, then with
-    ``short_tracks`` other than ``skip`` one padded window per short track."""
+                    official_quirks: bool = False, short_tracks: str = "skip", short_min_len: int = 8,
+                    track_ends: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(first row, last real row, lead, centre row) of every window that is scored: the full
+    windows, then with ``short_tracks`` other than ``skip`` one padded window per short track, then
+    with ``track_ends`` one padded window per track-end pose. ``lead``: padded positions before the
+    first real pose (track ends only); centre row -1: the window's own rule (full windows: position
+    T//2; a short track's window: the middle of its frames)."""
     starts = window_starts(frames, track_ptr, seg_len, stride, max_missing, official_quirks)
     last = starts + seg_len - 1
+    lead, centre = np.zeros(len(starts), np.int64), np.full(len(starts), -1, np.int64)
     if short_tracks != "skip":
         short_first, short_last = short_track_windows(frames, track_ptr, seg_len, short_min_len, max_missing)
         starts, last = np.concatenate([starts, short_first]), np.concatenate([last, short_last])
-    return starts, last
+        lead, centre = np.concatenate([lead, np.zeros(len(short_first), np.int64)]), np.concatenate([centre, np.full(len(short_first), -1, np.int64)])
+    if track_ends:
+        end_first, end_last, end_lead, end_centre = track_end_windows(frames, track_ptr, seg_len, max_missing)
+        starts, last = np.concatenate([starts, end_first]), np.concatenate([last, end_last])
+        lead, centre = np.concatenate([lead, end_lead]), np.concatenate([centre, end_centre])
+    return starts, last, lead, centre
 
 
-def padded_positions(starts: torch.Tensor, last: torch.Tensor, seg_len: int, mode: str = "reflect") -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows (B, T) of windows whose poses end at row ``last`` (a full window has ``last = start + T - 1``
-    and gets ``start .. start + T - 1``), and a (B, T) mask of the positions that repeat a pose."""
-    pos = torch.arange(seg_len)[None]
+def padded_positions(starts: torch.Tensor, last: torch.Tensor, seg_len: int, mode: str = "reflect",
+                     lead: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows (B, T) of windows whose real poses are the rows ``starts .. last``, placed from position
+    ``lead`` on (default 0; a full window has ``last = start + T - 1`` and gets ``start .. start + T - 1``),
+    and a (B, T) mask of the positions that repeat a pose: those before ``lead`` and after the last real pose."""
+    pos = torch.arange(seg_len)[None] - (0 if lead is None else lead[:, None])  # relative to the first real pose
     n = (last - starts + 1)[:, None]
-    if mode == "reflect":  # 0 1 .. n-1 n-2 .. 0 1 ..: motion keeps its speed, only its direction flips
+    if mode == "reflect":  # .. 2 1 | 0 1 .. n-1 | n-2 .. 0 1 ..: motion keeps its speed, only its direction flips
         period = (2 * (n - 1)).clamp_min(1)
-        k = pos % period
+        k = pos.abs() % period
         idx = torch.where(k < n, k, period - k)
     elif mode == "edge":
-        idx = torch.minimum(pos, n - 1)
+        idx = torch.minimum(pos.clamp_min(0), n - 1)
     else:
         raise ValueError(f"short_tracks must be 'skip', 'reflect' or 'edge', got {mode!r}")
-    return starts[:, None] + idx, pos >= n
+    return starts[:, None] + idx, (pos < 0) | (pos >= n)
 
 
 class WindowBuilder:
@@ -112,17 +155,20 @@ class WindowBuilder:
         self._summary: torch.Tensor | None = None  # (R, N_SUMMARY), valid where _summary_known
         self._summary_known: torch.Tensor | None = None
 
-    def __call__(self, starts: torch.Tensor, flip: torch.Tensor | None = None, dtype=torch.float32, last: torch.Tensor | None = None):
-        """``last``: each window's last real row (padded windows of short tracks); None = full windows."""
-        x, vis, _, _ = self._windows(starts, flip, dtype, last)
+    def __call__(self, starts: torch.Tensor, flip: torch.Tensor | None = None, dtype=torch.float32, last: torch.Tensor | None = None,
+                 lead: torch.Tensor | None = None):
+        """``last``: each window's last real row (padded windows); None = full windows. ``lead``:
+        padded positions before the first real pose (a track's first poses; None = 0)."""
+        x, vis, _, _ = self._windows(starts, flip, dtype, last, lead)
         return x, vis
 
-    def batch(self, starts: torch.Tensor, flip: torch.Tensor | None = None, last: torch.Tensor | None = None) -> dict:
+    def batch(self, starts: torch.Tensor, flip: torch.Tensor | None = None, last: torch.Tensor | None = None,
+              lead: torch.Tensor | None = None) -> dict:
         """A method's batch: ``x``, ``vis`` and, with ``row_camera`` set, what the normalisation
         removes (see :func:`trajectory_features`): ``traj`` (B, T, 4), ``norm`` (B, 3) and the
         window's ``camera`` (B,). The trajectory is never flipped: a mirrored scene would put
         people where nobody walks."""
-        x, vis, xy, stats = self._windows(starts, flip, torch.float32, last)
+        x, vis, xy, stats = self._windows(starts, flip, torch.float32, last, lead)
         out = {"x": x, "vis": vis}
         if self.row_camera is not None:  # the normalisation's own mean and std: computed once per batch
             out["traj"], out["norm"] = trajectory_features(xy, vis, normalised_over_detected=self.use_visibility, stats=stats,
@@ -152,12 +198,12 @@ class WindowBuilder:
             self._row_box = frame_boxes(self.kp / self.scale, self.vis)
         return self._row_box[starts[:, None] + self.offsets]
 
-    def _windows(self, starts, flip, dtype, last):
+    def _windows(self, starts, flip, dtype, last, lead=None):
         if last is None:
             rows = starts[:, None] + self.offsets  # (B, T)
             repeated = None
         else:
-            rows, repeated = padded_positions(starts, last, self.seg_len, self.pad_mode)
+            rows, repeated = padded_positions(starts, last, self.seg_len, self.pad_mode, lead)
         xy = self.kp[rows].to(dtype) / self.scale.to(dtype)  # (B, T, V, 2)
         vis = self.vis[rows]  # (B, T, V)
         if repeated is not None:
@@ -266,6 +312,7 @@ class ScoringWindows:
 
     starts: np.ndarray  # (N,) first row
     last: np.ndarray  # (N,) last real row
+    lead: np.ndarray  # (N,) padded positions before the first real pose (windows of a track's first poses)
     builder: "WindowBuilder"
     clip: np.ndarray  # (N,) clip name
     person: np.ndarray  # (N,) person id
@@ -282,29 +329,33 @@ class ScoringWindows:
     @classmethod
     def of_split(cls, split, seg_len: int, frame_size, stride: int = 1, max_missing: int = 2, official_quirks: bool = False,
                  short_tracks: str = "skip", short_min_len: int = 8, use_visibility: bool = True,
-                 trajectory_features: bool = False) -> "ScoringWindows":
+                 trajectory_features: bool = False, track_ends: bool = False) -> "ScoringWindows":
         from vadflow.data.cameras import row_camera_slots
 
-        starts, last = scoring_windows(split.frames, split.track_ptr, seg_len, stride, max_missing, official_quirks, short_tracks, short_min_len)
+        starts, last, lead, centre = scoring_windows(split.frames, split.track_ptr, seg_len, stride, max_missing, official_quirks,
+                                                     short_tracks, short_min_len, track_ends)
         builder = WindowBuilder(split.kp, split.vis, seg_len, frame_size, use_visibility, pad_mode=short_tracks if short_tracks != "skip" else "reflect")
         if trajectory_features:  # batches carry the box trajectory and camera
             builder.row_camera = torch.from_numpy(row_camera_slots(split.clips, split.track_clip, split.track_ptr))
         track = track_of_rows(split.track_ptr)[starts]
         first, last_frame = split.frames[starts], split.frames[last]
-        full = last == starts + seg_len - 1
-        return cls(starts, last, builder, np.asarray(split.clips)[split.track_clip[track]], split.track_person[track], track, first,
-                   np.where(full, seg_len, last_frame - first + 1), np.where(full, first + seg_len // 2, (first + last_frame) // 2), seg_len)
+        full = (last == starts + seg_len - 1) & (lead == 0)
+        own_centre = np.where(full, first + seg_len // 2, (first + last_frame) // 2)
+        frame = np.where(centre >= 0, split.frames[np.maximum(centre, 0)], own_centre)
+        return cls(starts, last, lead, builder, np.asarray(split.clips)[split.track_clip[track]], split.track_person[track], track, first,
+                   np.where(full, seg_len, last_frame - first + 1), frame, seg_len)
 
     def select(self, keep: np.ndarray) -> "ScoringWindows":
         """The windows where ``keep`` is True (same builder)."""
-        arrays = {k: getattr(self, k)[keep] for k in ("starts", "last", "clip", "person", "track", "first", "span", "frame")}
+        arrays = {k: getattr(self, k)[keep] for k in ("starts", "last", "lead", "clip", "person", "track", "first", "span", "frame")}
         return ScoringWindows(builder=self.builder, seg_len=self.seg_len, **arrays)
 
     def batch(self, index: np.ndarray) -> dict:
         """A method's batch of the windows at ``index`` (full or padded alike)."""
         index = np.asarray(index)
         starts, last = torch.from_numpy(self.starts[index]), torch.from_numpy(self.last[index])
-        padded = None if (self.last[index] == self.starts[index] + self.seg_len - 1).all() else last
-        batch = self.builder.batch(starts, last=padded)
+        full = (self.last[index] == self.starts[index] + self.seg_len - 1) & (self.lead[index] == 0)
+        lead = torch.from_numpy(self.lead[index]) if self.lead[index].any() else None
+        batch = self.builder.batch(starts, last=None if full.all() else last, lead=lead)
         batch["index"] = torch.from_numpy(index.astype(np.int64))
         return batch
