@@ -25,7 +25,7 @@ from vadflow.data.injected import KINDS, check_selection, inject_anomalies
 from vadflow.data.readers import SkipLog
 from vadflow.data.robustness import add_keypoint_noise, contaminate
 from vadflow.data.types import DataError
-from vadflow.data.windows import ScoringWindows, WindowBuilder, frame_size_of, window_starts
+from vadflow.data.windows import ScoringWindows, WindowBuilder, frame_size_of, full_windows, window_starts
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,10 @@ class WindowDataset(Dataset):
         self.flip = flip
         self.n = len(starts)
         # padded windows (short tracks, track ends): the last real row, and the padded positions before the first
-        self.lead = None if lead is None or not lead.any() else torch.from_numpy(lead)
-        padded = self.lead is not None or (last is not None and not (last == starts + builder.seg_len - 1).all())
+        lead = np.zeros_like(starts) if lead is None else lead
+        padded = last is not None and not full_windows(starts, last, lead, builder.seg_len).all()
         self.last = torch.from_numpy(last) if padded else None
+        self.lead = torch.from_numpy(lead) if padded and lead.any() else None
 
     def __len__(self) -> int:
         return self.n * (2 if self.flip else 1)

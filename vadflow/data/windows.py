@@ -98,18 +98,22 @@ def scoring_windows(frames: np.ndarray, track_ptr: np.ndarray, seg_len: int, str
     with ``track_ends`` one padded window per track-end pose. ``lead``: padded positions before the
     first real pose (track ends only); centre row -1: the window's own rule (full windows: position
     T//2; a short track's window: the middle of its frames)."""
+    def own_rule(first, last):  # no lead; the centre follows the window's own rule
+        return first, last, np.zeros_like(first), np.full_like(first, -1)
+
     starts = window_starts(frames, track_ptr, seg_len, stride, max_missing, official_quirks)
-    last = starts + seg_len - 1
-    lead, centre = np.zeros(len(starts), np.int64), np.full(len(starts), -1, np.int64)
+    kinds = [own_rule(starts, starts + seg_len - 1)]
     if short_tracks != "skip":
-        short_first, short_last = short_track_windows(frames, track_ptr, seg_len, short_min_len, max_missing)
-        starts, last = np.concatenate([starts, short_first]), np.concatenate([last, short_last])
-        lead, centre = np.concatenate([lead, np.zeros(len(short_first), np.int64)]), np.concatenate([centre, np.full(len(short_first), -1, np.int64)])
+        kinds.append(own_rule(*short_track_windows(frames, track_ptr, seg_len, short_min_len, max_missing)))
     if track_ends:
-        end_first, end_last, end_lead, end_centre = track_end_windows(frames, track_ptr, seg_len, max_missing)
-        starts, last = np.concatenate([starts, end_first]), np.concatenate([last, end_last])
-        lead, centre = np.concatenate([lead, end_lead]), np.concatenate([centre, end_centre])
-    return starts, last, lead, centre
+        kinds.append(track_end_windows(frames, track_ptr, seg_len, max_missing))
+    return tuple(np.concatenate(column) for column in zip(*kinds))
+
+
+def full_windows(starts, last, lead, seg_len: int):
+    """Which windows hold ``T`` real poses from their first row on (the rest are padded);
+    numpy arrays or tensors alike."""
+    return (last == starts + seg_len - 1) & (lead == 0)
 
 
 def padded_positions(starts: torch.Tensor, last: torch.Tensor, seg_len: int, mode: str = "reflect",
@@ -339,7 +343,7 @@ class ScoringWindows:
             builder.row_camera = torch.from_numpy(row_camera_slots(split.clips, split.track_clip, split.track_ptr))
         track = track_of_rows(split.track_ptr)[starts]
         first, last_frame = split.frames[starts], split.frames[last]
-        full = (last == starts + seg_len - 1) & (lead == 0)
+        full = full_windows(starts, last, lead, seg_len)
         own_centre = np.where(full, first + seg_len // 2, (first + last_frame) // 2)
         frame = np.where(centre >= 0, split.frames[np.maximum(centre, 0)], own_centre)
         return cls(starts, last, lead, builder, np.asarray(split.clips)[split.track_clip[track]], split.track_person[track], track, first,
@@ -354,7 +358,7 @@ class ScoringWindows:
         """A method's batch of the windows at ``index`` (full or padded alike)."""
         index = np.asarray(index)
         starts, last = torch.from_numpy(self.starts[index]), torch.from_numpy(self.last[index])
-        full = (self.last[index] == self.starts[index] + self.seg_len - 1) & (self.lead[index] == 0)
+        full = full_windows(self.starts[index], self.last[index], self.lead[index], self.seg_len)
         lead = torch.from_numpy(self.lead[index]) if self.lead[index].any() else None
         batch = self.builder.batch(starts, last=None if full.all() else last, lead=lead)
         batch["index"] = torch.from_numpy(index.astype(np.int64))
