@@ -19,6 +19,7 @@ from vadflow.scoring.alarms import top_segments
 from vadflow.scoring.calibration import calibration_from_scores, threshold_for_far
 from vadflow.scoring.frames import ClipScores, frame_results
 from vadflow.scoring.inference import score_windows
+from vadflow.track_report import values_at_rows
 from vadflow.train import run_training
 
 from .conftest import compose
@@ -186,6 +187,16 @@ def test_segments_by_hand():
     assert segs[0]["peak_score"] == 9 and segs[0]["start_s"] == 2.5 and segs[0]["end_s"] == 4.0
     merged = top_segments(clip, threshold=3.5, top=1, merge_gap=2, fps=2.0)
     assert [(s["start"], s["end"], s["person"]) for s in merged] == [(1, 7, 2)]
+
+
+def test_per_joint_values_of_rows_read_padded_windows_after_their_lead():
+    """Three 4-frame windows over rows 10-15: A full from row 10, B a track-start window padded by two
+    positions (its rows 10-11 at positions 2-3), C full from row 12. Map value = 10 * window + position."""
+    maps = np.array([[[10 * w + p] for p in range(4)] for w in range(3)], np.float32)  # (3, 4, 1)
+    starts, last, lead = np.array([10, 10, 12]), np.array([13, 11, 15]), np.array([0, 2, 0])
+    values = values_at_rows(maps, starts, last, lead, np.array([10, 11, 12, 14, 16]))
+    expected = [(0 + 12) / 2, (1 + 13) / 2, (2 + 20) / 2, 22, 0]  # row 16: no window, zero
+    assert values[:, 0].tolist() == expected
 
 
 def test_threshold_for_a_false_alarm_rate():

@@ -53,14 +53,10 @@ def render_segments(path: Path, method, split: PreparedSplit, windows, clip_inde
         values = np.zeros((n_frames, split.kp.shape[1]), np.float32)
         if has_map:
             sel = (windows.track == t) & (windows.starts <= rows.max()) & (windows.last >= rows.min())
-            mine, mine_last, mine_lead = windows.starts[sel], windows.last[sel], windows.lead[sel]
-            if len(mine):
+            if sel.any():
                 with torch.inference_mode():
                     maps = method.score_map(windows.batch(np.flatnonzero(sel))).float().numpy()
-                for k, r in enumerate(rows):
-                    cover = (mine <= r) & (r <= mine_last)
-                    if cover.any():  # position lead + r - start holds row r in full and padded windows alike
-                        values[k] = maps[cover, mine_lead[cover] + r - mine[cover]].mean(0)
+                values = values_at_rows(maps, windows.starts[sel], windows.last[sel], windows.lead[sel], rows)
         where.append(_trajectory_of(split, lo, hi, rows, seg, windows.builder.scale.tolist()))
         rows_all.append(split.kp[rows].transpose(2, 0, 1))  # (2, F, V) pixels, y down
         vis_all.append(split.vis[rows])
@@ -72,6 +68,19 @@ def render_segments(path: Path, method, split: PreparedSplit, windows, clip_inde
     draw(path, np.stack(rows_all), np.stack(vis_all), np.stack(maps_all) if has_map else None, titles, n_frames,
          frame_labels=labels, map_label=map_label, trajectories=where)
     return path
+
+
+def values_at_rows(maps: np.ndarray, starts: np.ndarray, last: np.ndarray, lead: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), V): each row's per-joint values, averaged over the windows that hold it (zeros
+    where none does). ``maps`` is (W, T, V) for windows whose real poses are rows ``starts``..``last``;
+    a padded window has ``lead`` padding positions first, so row r sits at position
+    ``lead + r - start`` in full and padded windows alike."""
+    values = np.zeros((len(rows), maps.shape[2]), np.float32)
+    for k, r in enumerate(rows):
+        cover = (starts <= r) & (r <= last)
+        if cover.any():
+            values[k] = maps[cover, lead[cover] + r - starts[cover]].mean(0)
+    return values
 
 
 def _trajectory_of(split: PreparedSplit, lo: int, hi: int, rows: np.ndarray, seg: dict, frame_size) -> dict:
