@@ -5,7 +5,8 @@ Hydra itself refuses an override of a key that does not exist (``dataset.seg_len
 of the dataset, method model, loss and trajectory nodes must be an option of the code that reads
 it: the ``_target_``'s constructor (or the dataset's ``PoseDataModule``, the synthetic
 generator). A node takes free options only where that code takes ``**kwargs``. Enumerated options
-(``missing_joints``, ``short_tracks``, ``protocols``, ...) are checked here too.
+(``missing_joints``, ``short_tracks``, ``protocols``, ...) and the dataset's switches (``flip``,
+``track_ends``, ...: true or false) are checked here too.
 """
 from __future__ import annotations
 
@@ -80,6 +81,12 @@ def check_target(node, path: str, extra: set[str] = frozenset()) -> None:
             check_target(value, f"{path}.{key}")
 
 
+def switches(fn: Callable) -> list[str]:
+    """The options of ``fn`` annotated ``bool``: a switch given as ``yes`` or ``1`` would otherwise
+    reach the code as a string or an int, and ``if value:`` would read ``"false"`` as on."""
+    return [name for name, p in inspect.signature(fn).parameters.items() if p.annotation in ("bool", bool)]
+
+
 def check_choice(value, allowed, key: str) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}={value!r} is not one of {', '.join(map(str, allowed))}")
@@ -96,6 +103,9 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
     for key, allowed in DATASET_CHOICES.items():
         if key in ds:
             check_choice(ds[key], allowed, f"{path}.{key}")
+    for key in switches(PoseDataModule.__init__):
+        if key in ds and not isinstance(ds[key], bool):
+            raise ConfigError(f"{path}.{key} must be true or false, got {ds[key]!r}")
     check_selection(ds.get("selection"), ds.get("val_fraction"), ds.get("contamination"), ds.get("selection_kinds"), ds.get("selection_event_len"))
     for key, value in DATASET_LAYOUT.items():
         if key in ds and ds[key] != value:
