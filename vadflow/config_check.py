@@ -76,6 +76,7 @@ def check_target(node, path: str, extra: set[str] = frozenset()) -> None:
     except Exception as exc:  # noqa: BLE001 - any import failure is the same config mistake
         raise ConfigError(f"{path}._target_: cannot import {node['_target_']!r} ({exc})") from None
     check_keys(node, path, target, node["_target_"].rsplit(".", 1)[-1], extra)
+    check_switches(node, path, target)
     for key, value in node.items():  # nested instantiated nodes (e.g. a method's sub-networks)
         if isinstance(value, dict) and "_target_" in value:
             check_target(value, f"{path}.{key}")
@@ -84,7 +85,17 @@ def check_target(node, path: str, extra: set[str] = frozenset()) -> None:
 def switches(fn: Callable) -> list[str]:
     """The options of ``fn`` annotated ``bool``: a switch given as ``yes`` or ``1`` would otherwise
     reach the code as a string or an int, and ``if value:`` would read ``"false"`` as on."""
-    return [name for name, p in inspect.signature(fn).parameters.items() if p.annotation in ("bool", bool)]
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return []
+    return [name for name, p in params.items() if p.annotation in ("bool", bool)]
+
+
+def check_switches(node: dict, path: str, fn: Callable) -> None:
+    for key in switches(fn):
+        if key in node and not isinstance(node[key], bool):
+            raise ConfigError(f"{path}.{key} must be true or false, got {node[key]!r}")
 
 
 def check_choice(value, allowed, key: str) -> None:
@@ -103,9 +114,7 @@ def check_dataset(ds: dict, path: str = "dataset") -> None:
     for key, allowed in DATASET_CHOICES.items():
         if key in ds:
             check_choice(ds[key], allowed, f"{path}.{key}")
-    for key in switches(PoseDataModule.__init__):
-        if key in ds and not isinstance(ds[key], bool):
-            raise ConfigError(f"{path}.{key} must be true or false, got {ds[key]!r}")
+    check_switches(ds, path, PoseDataModule.__init__)
     check_selection(ds.get("selection"), ds.get("val_fraction"), ds.get("contamination"), ds.get("selection_kinds"), ds.get("selection_event_len"))
     for key, value in DATASET_LAYOUT.items():
         if key in ds and ds[key] != value:
@@ -143,6 +152,7 @@ def check_trajectory(node: dict) -> None:
         return
     wrapper, _ = parameters(TrajectoryAware)
     check_target(node, "trajectory", extra=wrapper - {"pose", "trajectory"})
+    check_switches(node, "trajectory", TrajectoryAware.__init__)
     check_choice(node.get("combine", DEFAULT_COMBINE), COMBINE_RULES, "trajectory.combine")
     check_choice(node.get("features", "frames"), FEATURES, "trajectory.features")
     from vadflow.methods.trajectory_aware import STATISTICS_SPLITS
