@@ -5,8 +5,9 @@ Hydra itself refuses an override of a key that does not exist (``dataset.seg_len
 of the dataset, method model, loss and trajectory nodes must be an option of the code that reads
 it: the ``_target_``'s constructor (or the dataset's ``PoseDataModule``, the synthetic
 generator). A node takes free options only where that code takes ``**kwargs``. Enumerated options
-(``missing_joints``, ``short_tracks``, ``protocols``, ...) and the dataset's switches (``flip``,
-``track_ends``, ...: true or false) are checked here too.
+(``missing_joints``, ``short_tracks``, ``protocols``, ...) are checked here too, and so are the
+switches of every node (the options its code annotates ``bool``: ``flip``, ``track_ends``,
+``train_visible_only``, ...), which must be true or false.
 """
 from __future__ import annotations
 
