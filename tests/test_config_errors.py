@@ -34,6 +34,7 @@ def run_command(module, argv, monkeypatch, capsys, tmp_path):
     ("vadflow-train", ["dataset.flip=1"], "dataset.flip must be true or false, got 1"),
     ("vadflow-train", ["trajectory=flow", "trajectory.normalisation_jacobian=no"], "trajectory.normalisation_jacobian must be true or false, got 'no'"),
     ("vadflow-train", ["method.model.train_visible_only=on"], "method.model.train_visible_only must be true or false, got 'on'"),
+    ("vadflow-train", ["method=daflow", "method.model.train_visible_only=on"], "method.model.train_visible_only must be true or false, got 'on'"),
     ("vadflow-train", ["trajectory=flow", "trajectory.combine=bogus"], "trajectory.combine='bogus' is not one of max, standardised, likelihood"),
     ("vadflow-train", ["trajectory=flow", "trajectory.statistics=held_out"], "trajectory.statistics=held_out needs normal training clips held out"),
     ("vadflow-train", ["trajectory=flow", "trajectory.statistics=test"], "trajectory.statistics='test' is not one of training, held_out"),

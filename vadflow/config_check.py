@@ -83,14 +83,27 @@ def check_target(node, path: str, extra: set[str] = frozenset()) -> None:
             check_target(value, f"{path}.{key}")
 
 
-def switches(fn: Callable) -> list[str]:
-    """The options of ``fn`` annotated ``bool``: a switch given as ``yes`` or ``1`` would otherwise
+def switches(fn: Callable) -> set[str]:
+    """The options of ``fn`` annotated ``bool`` (for a class, up the constructors its ``**kwargs``
+    reach, as :func:`parameters` follows them): a switch given as ``yes`` or ``1`` would otherwise
     reach the code as a string or an int, and ``if value:`` would read ``"false"`` as on."""
+    if inspect.isclass(fn):
+        found: set[str] = set()
+        for cls in fn.__mro__:
+            init = cls.__dict__.get("__init__")
+            if init is None:
+                continue
+            if cls.__module__.split(".")[0] != "vadflow":
+                break
+            found |= switches(init)
+            if not parameters(init)[1]:  # no **kwargs: no further constructor reads the node
+                break
+        return found
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # a builtin without a signature: nothing to check
-        return []
-    return [name for name, p in params.items() if p.annotation in ("bool", bool)]
+        return set()
+    return {name for name, p in params.items() if p.annotation in ("bool", bool)}
 
 
 def check_switches(node: dict, path: str, fn: Callable) -> None:
