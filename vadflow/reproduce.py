@@ -42,7 +42,7 @@ def cell_overrides(method: str, dataset: str, seed: int, extra: list[str]) -> li
 # entry points: editing them cannot change what a cell trains
 EVAL_ONLY_MODULES = ("scoring/", "table.py", "reproduce.py", "plots.py", "evaluate.py", "localize.py", "primitives.py",
                      "bench.py", "score_tracks.py", "track_report.py", "data/inputs.py", "runs.py", "sweep_summary.py", "cli.py", "console.py",
-                     "selection.py", "specs.py")
+                     "selection.py", "specs.py", "ensemble.py")
 
 
 def training_code_digest() -> str:
