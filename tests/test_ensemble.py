@@ -97,3 +97,12 @@ def test_members_trained_on_other_windows_give_one_line_and_exit_2(two_cells, ca
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and len(err.splitlines()) == 1
     assert str(two_cells[1] / "seed1") in err and "(seg_len)" in err
+
+
+def test_a_truncated_score_file_gives_one_line_naming_it(two_cells, capsys):
+    scores = two_cells[1] / "seed1" / "window_scores.npz"
+    scores.write_bytes(scores.read_bytes()[:100])
+    with pytest.raises(SystemExit) as stop:
+        main([str(c) for c in two_cells])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1 and str(scores) in err and "not a readable window-score file" in err

@@ -58,8 +58,14 @@ def standardised(score: np.ndarray, train_score: np.ndarray, source: Path) -> tu
 def read_scores(scores_file: Path) -> dict[str, np.ndarray]:
     if not scores_file.is_file():
         raise DataError(f"{scores_file}: not found (a run's window scores)")
-    saved = np.load(scores_file)
-    if "train_score" not in saved.files or not len(saved["train_score"]):
+    try:
+        saved = np.load(scores_file)
+        files = saved.files
+    except Exception as exc:  # a truncated or foreign file
+        raise DataError(f"{scores_file}: not a readable window-score file ({type(exc).__name__})") from None
+    if not {"index", "score"} <= set(files):
+        raise DataError(f"{scores_file}: holds no window index and score")
+    if "train_score" not in files or not len(saved["train_score"]):
         raise DataError(f"{scores_file}: no training-window scores (train_score) to standardise by: score the run again with vadflow-eval")
     return {k: saved[k] for k in ("index", "score", "train_score")}
 
@@ -141,7 +147,7 @@ def scored_set(runs: list[Path], folder: str, data_root: str, cache_dir: str, ou
     results = [rescore_window_scores(ds, f, data_root, cache_dir) for f in files]
     results.append(rescore_window_scores(ds, out_dir / WINDOW_SCORES, data_root, cache_dir))
     own = runs[0] / folder / "metrics.json"
-    label = (json.loads(own.read_text())["dataset"] if own.is_file() else ds["name"]) + (f" ({folder})" if folder else "")
+    label = (json.loads(own.read_text()).get("dataset", ds["name"]) if own.is_file() else ds["name"]) + (f" ({folder})" if folder else "")
     head = results[-1][0]
     metrics = {"method": "ensemble", "members": [str(r) for r in runs], "dataset": label, "protocol": head["protocol"],
                "auc": head["auc"], "standardised_on": "each member's training-window scores",
