@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vadflow.data.types import DataError
-from vadflow.ensemble import common_dataset, main, mean_of_members, parse_member, seeds_of
+from vadflow.ensemble import common_dataset, main, mean_of_members, parse_member, row_names, seeds_of
 from vadflow.train import run_training
 
 from .conftest import compose
@@ -51,6 +51,9 @@ def test_a_member_may_take_other_seeds_of_its_cell(tmp_path):
         seeds_of([same, later], [4])
     with pytest.raises(DataError, match="CELL or CELL@"):
         parse_member(f"{cell}@3")
+    twin = parse_member(str(tmp_path / "other" / "stgnf" / "poselift" / "max"))
+    assert row_names([same, twin]) == [str(cell), str(twin.cell), "ensemble"]  # one row each, never merged
+    assert row_names([same, later]) == ["stgnf/max", "stgnf/max@+3", "ensemble"]
 
 
 @pytest.fixture

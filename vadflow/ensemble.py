@@ -165,7 +165,7 @@ def ensemble(members: list[Member], folders: list[str], seeds: list[int], out_ro
         for seed in seeds:
             scored = scored_set([m.run(seed) for m in members], folder, data_root, cache_dir, out_root / f"seed{seed}" / folder)
             label = scored["label"]
-            for name, results in zip([m.name for m in members] + ["ensemble"], scored["results"]):
+            for name, results in zip(row_names(members), scored["results"]):
                 head = results[0]
                 protocol = head["protocol"]
                 row = rows.setdefault(name, {"auc": [], "auc_pr": [], "eer": []})
@@ -173,6 +173,13 @@ def ensemble(members: list[Member], folders: list[str], seeds: list[int], out_ro
                     row[metric].append(head[metric])
         tables.append({"label": label, "protocol": protocol, "rows": rows, "seeds": seeds})
     return tables
+
+
+def row_names(members: list[Member]) -> list[str]:
+    """The table's rows: each member's short name (its full cell path where two short names agree), then the ensemble."""
+    short = [m.name for m in members]
+    names = [n if short.count(n) == 1 else str(m.cell) + (f"@+{m.seed_offset}" if m.seed_offset else "") for n, m in zip(short, members)]
+    return names + ["ensemble"]
 
 
 def table_text(table: dict) -> str:
