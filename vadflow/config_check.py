@@ -31,24 +31,30 @@ DATASET_CHOICES = {"missing_joints": ("impute", "zeros"), "short_tracks": ("skip
 
 def parameters(fn: Callable) -> tuple[set[str], bool]:
     """(named parameters, takes free options) of a callable. A class's constructor that passes
-    ``**kwargs`` on to its base's takes the base's parameters too, up the MRO; only a ``**kwargs``
-    that reaches no further constructor takes free options."""
-    if not inspect.isclass(fn):
-        sig = inspect.signature(fn)
-        named = {n for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"}
-        return named, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    named: set[str] = set()
-    for cls in fn.__mro__:
-        init = cls.__dict__.get("__init__")
+    ``**kwargs`` on to its base's takes the base's parameters too (:func:`constructors`); only a
+    ``**kwargs`` that reaches no further constructor takes free options."""
+    if inspect.isclass(fn):
+        return set().union(*(parameters(init)[0] for init in constructors(fn))), False
+    sig = inspect.signature(fn)
+    named = {n for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"}
+    return named, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def constructors(cls: type) -> list[Callable]:
+    """The constructors that read a class's options: its own, then its bases' up the MRO for as
+    long as each passes ``**kwargs`` on. Classes outside vadflow (torch.nn.Module and the like)
+    take no options."""
+    found = []
+    for base in cls.__mro__:
+        init = base.__dict__.get("__init__")
         if init is None:
             continue
-        if cls.__module__.split(".")[0] != "vadflow":  # torch.nn.Module and the like: no options
-            return named, False
-        own, passes_on = parameters(init)
-        named |= own
-        if not passes_on:
-            return named, False
-    return named, False
+        if base.__module__.split(".")[0] != "vadflow":
+            break
+        found.append(init)
+        if not parameters(init)[1]:  # no **kwargs: no further constructor reads the node
+            break
+    return found
 
 
 def unknown_key(path: str, key: str, known: set[str], what: str) -> ConfigError:
@@ -84,21 +90,11 @@ def check_target(node, path: str, extra: set[str] = frozenset()) -> None:
 
 
 def switches(fn: Callable) -> set[str]:
-    """The options of ``fn`` annotated ``bool`` (for a class, up the constructors its ``**kwargs``
-    reach, as :func:`parameters` follows them): a switch given as ``yes`` or ``1`` would otherwise
-    reach the code as a string or an int, and ``if value:`` would read ``"false"`` as on."""
+    """The options of ``fn`` annotated ``bool`` (for a class, those of every constructor that reads
+    its options, :func:`constructors`): a switch given as ``yes`` or ``1`` would otherwise reach
+    the code as a string or an int, and ``if value:`` would read ``"false"`` as on."""
     if inspect.isclass(fn):
-        found: set[str] = set()
-        for cls in fn.__mro__:
-            init = cls.__dict__.get("__init__")
-            if init is None:
-                continue
-            if cls.__module__.split(".")[0] != "vadflow":
-                break
-            found |= switches(init)
-            if not parameters(init)[1]:  # no **kwargs: no further constructor reads the node
-                break
-        return found
+        return set().union(*(switches(init) for init in constructors(fn)))
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # a builtin without a signature: nothing to check
