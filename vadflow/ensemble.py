@@ -40,7 +40,7 @@ from vadflow.checkpoint import read_checkpoint
 from vadflow.cli import friendly_errors
 from vadflow.config import default_path
 from vadflow.data.types import DataError
-from vadflow.table import fmt, rescore_overrides, rescore_window_scores
+from vadflow.table import fmt, markdown_table, rescore_overrides, rescore_window_scores
 
 WINDOW_SCORES = "window_scores.npz"
 TRAINING_ONLY = ("flip", "eval_batch_size")  # dataset keys that change training or speed, not which windows are scored
@@ -103,9 +103,14 @@ class Member(NamedTuple):
         return self.cell / f"seed{seed + self.seed_offset}"
 
     @property
+    def offset_text(self) -> str:
+        """``@+K`` as given on the command line, or nothing for the cell's own seeds."""
+        return f"@+{self.seed_offset}" if self.seed_offset else ""
+
+    @property
     def name(self) -> str:
         """``<method>/<variant>[@+K]`` of a reproduce cell ``<results>/<method>/<dataset>/<variant>``."""
-        return f"{self.cell.parent.parent.name}/{self.cell.name}" + (f"@+{self.seed_offset}" if self.seed_offset else "")
+        return f"{self.cell.parent.parent.name}/{self.cell.name}{self.offset_text}"
 
 
 def parse_member(text: str) -> Member:
@@ -178,17 +183,15 @@ def ensemble(members: list[Member], folders: list[str], seeds: list[int], out_ro
 def row_names(members: list[Member]) -> list[str]:
     """The table's rows: each member's short name (its full cell path where two short names agree), then the ensemble."""
     short = [m.name for m in members]
-    names = [n if short.count(n) == 1 else str(m.cell) + (f"@+{m.seed_offset}" if m.seed_offset else "") for n, m in zip(short, members)]
+    names = [n if short.count(n) == 1 else f"{m.cell}{m.offset_text}" for n, m in zip(short, members)]
     return names + ["ensemble"]
 
 
 def table_text(table: dict) -> str:
-    lines = [f"{table['label']}, protocol {table['protocol']}, seeds {', '.join(map(str, table['seeds']))}:", "",
-             "| scores of | AUC-ROC (%) | AUC-PR (%) | EER (%) | AUC-ROC per seed |", "|---|---|---|---|---|"]
-    for name, row in table["rows"].items():
-        per_seed = ", ".join(f"{100 * v:.1f}" for v in row["auc"])
-        lines.append(f"| {name} | {fmt(row['auc'])} | {fmt(row['auc_pr'])} | {fmt(row['eer'])} | {per_seed} |")
-    return "\n".join(lines) + "\n"
+    rows = [[name, fmt(row["auc"]), fmt(row["auc_pr"]), fmt(row["eer"]), ", ".join(f"{100 * v:.1f}" for v in row["auc"])]
+            for name, row in table["rows"].items()]
+    heading = f"{table['label']}, protocol {table['protocol']}, seeds {', '.join(map(str, table['seeds']))}:"
+    return f"{heading}\n\n" + markdown_table(["scores of", "AUC-ROC (%)", "AUC-PR (%)", "EER (%)", "AUC-ROC per seed"], rows) + "\n"
 
 
 def main(argv=None) -> int:

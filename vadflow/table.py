@@ -168,12 +168,17 @@ def rescore_window_scores(dataset_cfg: dict, scores_file: Path, data_root: str, 
     return scoring.evaluate_windows(dm.test_windows, scores["index"], scores["score"], protocols, dm.masks_for, dm.name, offsets)
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table (no trailing newline)."""
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def write_table(out_dir: Path, name: str, header: list[str], rows: list[list[str]]) -> str:
     """``<name>.md`` (markdown) and ``<name>.csv`` in ``out_dir``; returns the markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / f"{name}.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([header] + rows)
-    md = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+    md = markdown_table(header, rows) + "\n"
     (out_dir / f"{name}.md").write_text(md)
     return md
 
@@ -265,11 +270,9 @@ def offset_rule_table(runs: Path, quantiles: list[float], methods: str, datasets
             res = rescore_window_scores(ds, scores_file, data_root, cache_dir, protocols=["mocodad"], mocodad={"offset_quantile": q})
             found[(metrics["dataset"], metrics["method"])][q].append(100 * res[0]["auc"])
     header = ["dataset", "method", "runs"] + [f"offset q={q:g}" for q in quantiles]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (dataset, method), by_q in sorted(found.items()):
-        cells = [f"{np.mean(by_q[q]):.1f} ± {np.std(by_q[q]):.1f}" for q in quantiles]
-        lines.append("| " + " | ".join([dataset, method, str(len(by_q[quantiles[0]]))] + cells) + " |")
-    return "mocodad protocol, micro AUC (%) by score-offset rule (a quantile of the training windows' scores)\n" + "\n".join(lines)
+    rows = [[dataset, method, str(len(by_q[quantiles[0]]))] + [f"{np.mean(by_q[q]):.1f} ± {np.std(by_q[q]):.1f}" for q in quantiles]
+            for (dataset, method), by_q in sorted(found.items())]
+    return "mocodad protocol, micro AUC (%) by score-offset rule (a quantile of the training windows' scores)\n" + markdown_table(header, rows)
 
 
 DATASET_TITLES = {"hr_shanghaitech": "HR-ShanghaiTech", "hr_avenue": "HR-Avenue", "poselift": "PoseLift"}
