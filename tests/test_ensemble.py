@@ -109,3 +109,15 @@ def test_a_truncated_score_file_gives_one_line_naming_it(two_cells, capsys):
         main([str(c) for c in two_cells])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and len(err.splitlines()) == 1 and str(scores) in err and "not a readable window-score file" in err
+
+
+def test_a_nan_score_gives_one_line_naming_the_file(two_cells, capsys):
+    scores = two_cells[1] / "seed1" / "window_scores.npz"
+    saved = dict(np.load(scores))
+    saved["score"] = saved["score"].copy()
+    saved["score"][3] = np.nan
+    np.savez(scores, **saved)
+    with pytest.raises(SystemExit) as stop:
+        main([str(c) for c in two_cells])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1 and str(scores) in err and "1 window scores are NaN or inf" in err

@@ -67,7 +67,12 @@ def read_scores(scores_file: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{scores_file}: holds no window index and score")
     if "train_score" not in files or not len(saved["train_score"]):
         raise DataError(f"{scores_file}: no training-window scores (train_score) to standardise by: score the run again with vadflow-eval")
-    return {k: saved[k] for k in ("index", "score", "train_score")}
+    out = {k: saved[k] for k in ("index", "score", "train_score")}
+    for key in ("score", "train_score"):  # one bad value would spread to every window through the standardisation
+        bad = int((~np.isfinite(out[key])).sum())
+        if bad:
+            raise DataError(f"{scores_file}: {bad} {'training-window' if key == 'train_score' else 'window'} scores are NaN or inf")
+    return out
 
 
 def mean_of_members(members: list[dict[str, np.ndarray]], sources: list[Path]) -> dict[str, np.ndarray]:
